@@ -1,0 +1,5 @@
+"""``python -m chatproto``: the same as ``chat_server``."""
+
+from chatproto.cli import run
+
+run()

@@ -1,0 +1,77 @@
+"""``chat_server``: run the chat service in the foreground, as the brief asks.
+
+A thin wrapper over :mod:`chatproto.tap`: the same options and the same
+service as ``twistd chat``. It prints nothing unless ``-v`` is given; then
+the traffic lines go to stdout and unexpected errors to stderr.
+"""
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import IO
+
+from twisted.internet.error import CannotListenError
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogBeginner
+from twisted.python import usage
+from twisted.python.failure import Failure
+from zope.interface import provider
+
+from chatproto.service import VERBOSE_NAMESPACE
+from chatproto.tap import Options, makeService
+
+PROGRAM = "chat_server"
+
+
+def console_observer(out: IO[str], err: IO[str]) -> Callable[[LogEvent], None]:
+    """Return a log observer for ``-v``: traffic lines to ``out``, errors to ``err``.
+
+    Every other event (Twisted's own chatter included) is dropped.
+    """
+
+    @provider(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        if event.get("log_namespace") == VERBOSE_NAMESPACE:
+            out.write(formatEvent(event) + "\n")
+            out.flush()
+        elif isinstance(failure := event.get("log_failure"), Failure):
+            err.write(f"{formatEvent(event)}\n{failure.getTraceback()}")
+            err.flush()
+
+    return observe
+
+
+@provider(ILogObserver)
+def _discard(event: LogEvent) -> None:
+    """Swallow every log event: without ``-v`` the server is silent."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server until it is stopped; return the process exit status.
+
+    Exit status 2 for bad usage, 1 when a port cannot be listened on, 0 after
+    a clean stop (SIGINT or SIGTERM).
+    """
+    options = Options()
+    try:
+        options.parseOptions(argv)
+    except usage.UsageError as error:
+        sys.stderr.write(f"{PROGRAM}: {error} (see {PROGRAM} --help)\n")
+        return 2
+
+    from twisted.internet import reactor
+
+    observer = console_observer(sys.stdout, sys.stderr) if options["verbose"] else _discard
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    service = makeService(options, reactor)
+    try:
+        service.startService()
+    except CannotListenError as error:
+        sys.stderr.write(f"{PROGRAM}: {error}\n")
+        return 1
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,419 @@
+"""The chat wire format as a pure codec: bytes in, events out; events in, bytes out.
+
+No sockets, no clock, no logging and no Twisted here: the TCP protocol feeds
+whatever a read returned, the UDP protocol feeds one datagram and then
+:meth:`Decoder.eof`, and both get the same events (``chatproto.events``).
+Every rule cited as ``PROTOCOL §n`` comes from PROTOCOL.md.
+
+Peer mistakes are data, not exceptions: the decoder reports them as
+:class:`~chatproto.events.Rejected` and, where the contract allows, carries on
+at the next command. An exception escaping :meth:`Decoder.next_event` is a bug.
+"""
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from chatproto.events import (
+    NEED_DATA,
+    BodyData,
+    Event,
+    Login,
+    MessageEnd,
+    MessageStart,
+    Rejected,
+    _NeedData,
+)
+from chatproto.limits import Limits
+
+#: Reply to an accepted ``ME IS``.
+OK: Final = b"OK\n"
+#: Reply to anything refused (PROTOCOL §2, §3).
+ERROR: Final = b"ERROR\n"
+#: Largest short body: its length is one or two decimal digits.
+MAX_SHORT_BODY: Final = 99
+#: Largest chunk: its size is one to three decimal digits.
+MAX_CHUNK: Final = 999
+#: Longest userid (PROTOCOL §2).
+MAX_USERID: Final = 32
+
+# PROTOCOL §2: 1 to 32 bytes of printable ASCII without space.
+_USERID_RE = re.compile(rb"[\x21-\x7e]{1,32}")
+# PROTOCOL §3: short length 0..99 (leading zero allowed), chunk size C0..C999.
+_SHORT_LENGTH_RE = re.compile(rb"[0-9]{1,2}")
+_CHUNK_HEADER_RE = re.compile(rb"C([0-9]{1,3})")
+_LOGIN_PREFIX = b"ME IS "
+
+
+def is_valid_userid(name: bytes) -> bool:
+    """Tell whether ``name`` may be a userid: 1-32 bytes of 0x21-0x7E (PROTOCOL §2)."""
+    return _USERID_RE.fullmatch(name) is not None
+
+
+class _LineTooLong:
+    __slots__ = ()
+
+
+#: Returned by :meth:`ReceiveBuffer.take_line` for a line over the limit.
+LINE_TOO_LONG: Final = _LineTooLong()
+
+
+class ReceiveBuffer:
+    """Bytes received but not yet parsed, consumed from the front without copying.
+
+    Data lives in one ``bytearray`` with a read offset; consuming moves the
+    offset, and the consumed prefix is dropped once per :meth:`feed`. A line
+    search resumes where the previous one stopped and never looks further
+    than the line limit, so a line arriving a byte at a time, or thousands of
+    frames in one read, cost time linear in the bytes received.
+    """
+
+    __slots__ = ("_data", "_start", "_scan")
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._start = 0  # first unconsumed byte
+        self._scan = 0  # no newline in _data[_start:_scan]
+
+    def __len__(self) -> int:
+        return len(self._data) - self._start
+
+    def feed(self, data: bytes) -> None:
+        """Append ``data``, first dropping what has been consumed."""
+        if self._start:
+            del self._data[: self._start]
+            self._scan -= self._start
+            self._start = 0
+        self._data += data
+
+    def take_line(self, max_line: int) -> bytes | _LineTooLong | None:
+        """Consume and return the next line without its ``\\n`` or ``\\r\\n``.
+
+        Returns:
+            The line; ``None`` if no complete line is buffered yet; or
+            :data:`LINE_TOO_LONG` if the line is (or will be) longer than
+            ``max_line`` bytes, decided without buffering the rest of it.
+        """
+        data = self._data
+        start = self._start
+        limit = start + max_line + 2  # the line, an optional \r, the \n
+        newline = data.find(b"\n", self._scan, limit)
+        if newline < 0:
+            if len(data) >= limit:
+                return LINE_TOO_LONG
+            self._scan = len(data)
+            return None
+        end = newline - 1 if newline > start and data[newline - 1] == 0x0D else newline
+        if end - start > max_line:
+            return LINE_TOO_LONG
+        line = bytes(data[start:end])
+        self._start = self._scan = newline + 1
+        return line
+
+    def take_rest(self, max_line: int) -> bytes | _LineTooLong:
+        """Consume everything buffered as one last line (at end of input).
+
+        A trailing ``\\r`` is dropped; more than ``max_line`` bytes is
+        :data:`LINE_TOO_LONG`.
+        """
+        data = self._data
+        end = len(data) - 1 if data.endswith(b"\r") else len(data)
+        if end - self._start > max_line:
+            return LINE_TOO_LONG
+        line = bytes(data[self._start : end])
+        self._start = self._scan = len(data)
+        return line
+
+    def take(self, size: int) -> bytes | None:
+        """Consume exactly ``size`` bytes, or return ``None`` if fewer are buffered."""
+        start = self._start
+        end = start + size
+        if len(self._data) < end:
+            return None
+        with memoryview(self._data) as view:
+            piece = view[start:end].tobytes()
+        self._start = end
+        if self._scan < end:
+            self._scan = end
+        return piece
+
+
+# Decoder states.
+_COMMAND = 0  # expecting a command line
+_LENGTH = 1  # after SEND/BROADCAST: expecting the first length line
+_SHORT_BODY = 2  # expecting the short body's bytes
+_CHUNK_HEADER = 3  # expecting C<n>
+_CHUNK_DATA = 4  # expecting the chunk's bytes
+_END = 5  # the body is complete: report MessageEnd (or the refusal)
+_FAILED = 6  # terminal: the stream cannot be resynchronised
+
+_MESSAGE_END: Final = MessageEnd()
+
+
+class Decoder:
+    """Parse one client's byte stream into events (PROTOCOL §2, §3).
+
+    Feed bytes with :meth:`feed`, say the input ended with :meth:`eof`, and
+    call :meth:`next_event` until it returns :data:`~chatproto.events.NEED_DATA`.
+    Bodies stream: each :class:`~chatproto.events.BodyData` is one chunk or a
+    whole short body, so the decoder itself never holds more than one line or
+    one chunk beyond what it was fed.
+
+    A refused ``SEND``/``BROADCAST`` (no or bad recipients, too many, arguments
+    to ``BROADCAST``) is still framed, and reported as a non-fatal
+    :class:`~chatproto.events.Rejected` where its ``MessageEnd`` would be, so
+    the refusal is answered after the body (PROTOCOL §3). A frame that cannot
+    be delimited gives a fatal ``Rejected``, which every later call repeats.
+    """
+
+    __slots__ = (
+        "_limits",
+        "_buffer",
+        "_state",
+        "_at_eof",
+        "_need",
+        "_line",
+        "_recipients",
+        "_refusal",
+        "_body_bytes",
+        "_failure",
+    )
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._buffer = ReceiveBuffer()
+        self._state = _COMMAND
+        self._at_eof = False
+        self._need = 0  # bytes of the short body or current chunk
+        self._line = b""  # the current message's command line
+        self._recipients: tuple[bytes, ...] | None = None
+        self._refusal: str | None = None
+        self._body_bytes = 0
+        self._failure: Rejected | None = None
+
+    @property
+    def is_mid_message(self) -> bool:
+        """Whether a command line has been read but not yet its whole body."""
+        return _LENGTH <= self._state <= _END
+
+    def feed(self, data: bytes) -> None:
+        """Add received bytes. Feeding after :meth:`eof` is a caller bug."""
+        if self._at_eof:
+            raise RuntimeError("feed() after eof()")
+        if self._state != _FAILED:
+            self._buffer.feed(data)
+
+    def eof(self) -> None:
+        """Say no more bytes will come.
+
+        A last command line may then lack its ``\\n`` (PROTOCOL §6); a message
+        without its last byte becomes a fatal ``Rejected("eof mid-message")``.
+        """
+        self._at_eof = True
+
+    def next_event(self) -> Event | _NeedData:
+        """Return the next event, or ``NEED_DATA`` if none is complete yet."""
+        buffer = self._buffer
+        limits = self._limits
+        while True:
+            state = self._state
+            if state == _COMMAND:
+                line = buffer.take_line(limits.max_line_bytes)
+                if line is None:
+                    if not (self._at_eof and len(buffer)):
+                        return NEED_DATA
+                    line = buffer.take_rest(limits.max_line_bytes)
+                if line is LINE_TOO_LONG:
+                    return self._fail("line too long")
+                assert isinstance(line, bytes)
+                if line:
+                    event = self._parse_command(line)
+                    if event is not None:
+                        return event
+            elif state == _SHORT_BODY or state == _CHUNK_DATA:
+                data = buffer.take(self._need)
+                if data is None:
+                    return self._fail("eof mid-message") if self._at_eof else NEED_DATA
+                self._state = _END if state == _SHORT_BODY else _CHUNK_HEADER
+                if data:
+                    return BodyData(data)
+            elif state == _LENGTH or state == _CHUNK_HEADER:
+                line = buffer.take_line(limits.max_line_bytes)
+                if line is None:
+                    return self._fail("eof mid-message") if self._at_eof else NEED_DATA
+                if line is LINE_TOO_LONG:
+                    return self._fail("line too long")
+                assert isinstance(line, bytes)
+                if line:  # PROTOCOL §3: blank lines between frames are ignored
+                    event = self._parse_length(line, state == _LENGTH)
+                    if event is not None:
+                        return event
+            elif state == _END:
+                self._state = _COMMAND
+                if self._refusal is not None:
+                    return Rejected(self._refusal, False, self._line)
+                return _MESSAGE_END
+            else:
+                assert self._failure is not None
+                return self._failure
+
+    def _parse_command(self, line: bytes) -> Login | Rejected | None:
+        """Parse a command line; ``None`` means a message body follows."""
+        if line.startswith(_LOGIN_PREFIX):
+            user = line[len(_LOGIN_PREFIX) :]
+            if _USERID_RE.fullmatch(user):
+                return Login(user)
+            return Rejected("invalid userid", False, line)
+        verb, _, rest = line.partition(b" ")
+        if verb == b"SEND":
+            # PROTOCOL §3: runs of spaces tolerated; a name given twice counts once.
+            names = tuple(dict.fromkeys(name for name in rest.split(b" ") if name))
+            if not names:
+                self._refusal = "SEND names no recipient"
+            elif len(names) > self._limits.max_recipients:
+                self._refusal = "too many recipients"
+            elif not all(map(_USERID_RE.fullmatch, names)):
+                self._refusal = "invalid recipient userid"
+            else:
+                self._refusal = None
+            self._recipients = names
+        elif verb == b"BROADCAST":
+            self._recipients = None
+            self._refusal = "BROADCAST takes no arguments" if rest.strip(b" ") else None
+        else:
+            return Rejected("unknown command", False, line)
+        self._line = line
+        self._body_bytes = 0
+        self._state = _LENGTH
+        return None
+
+    def _parse_length(self, line: bytes, is_first: bool) -> MessageStart | Rejected | None:
+        """Parse a length line (first frame) or chunk header; ``None`` means go on."""
+        chunk = _CHUNK_HEADER_RE.fullmatch(line)
+        if chunk is not None:
+            size = int(chunk.group(1))
+        elif is_first and _SHORT_LENGTH_RE.fullmatch(line):
+            size = int(line)
+        else:
+            return self._fail("bad length line" if is_first else "bad chunk header", line)
+        if self._body_bytes + size > self._limits.max_message_bytes:
+            return self._fail("message too large", line)
+        self._body_bytes += size
+        self._need = size
+        if chunk is None:
+            self._state = _SHORT_BODY
+        else:
+            self._state = _CHUNK_DATA if size else _END
+        if is_first:
+            return MessageStart(self._recipients, chunk is not None, self._line)
+        return None
+
+    def _fail(self, reason: str, line: bytes = b"") -> Rejected:
+        """Enter the terminal state: the stream cannot be delimited any more."""
+        self._failure = Rejected(reason, True, line)
+        self._state = _FAILED
+        self._buffer = ReceiveBuffer()  # release what was buffered
+        return self._failure
+
+
+def decode_datagram(datagram: bytes, limits: Limits) -> list[Event]:
+    """Decode a datagram that must hold exactly one command (PROTOCOL §6).
+
+    Returns:
+        The events of that one frame (``Login``; or ``MessageStart``,
+        ``BodyData``, ``MessageEnd``; or a refused message ending in a
+        non-fatal ``Rejected``), or a single non-fatal ``Rejected`` when the
+        datagram is malformed, carries a chunked body, or holds more or less
+        than one frame. Nothing in a datagram is fatal: there is no stream
+        to lose.
+    """
+    decoder = Decoder(limits)
+    decoder.feed(datagram)
+    decoder.eof()
+    events: list[Event] = []
+    frames = 0
+    while (event := decoder.next_event()) is not NEED_DATA:
+        assert not isinstance(event, _NeedData)
+        if frames:
+            return [Rejected("more than one command in a datagram", False, datagram)]
+        if isinstance(event, MessageStart) and event.chunked:
+            return [Rejected("chunked body over UDP", False, event.line)]
+        if isinstance(event, Rejected) and event.fatal:
+            return [Rejected(event.reason, False, event.line or datagram)]
+        events.append(event)
+        if isinstance(event, (Login, MessageEnd, Rejected)):
+            frames += 1
+    if not frames:
+        return [Rejected("no command in datagram", False, datagram)]
+    return events
+
+
+# -- encoding ---------------------------------------------------------------
+
+
+def encode_login(user: bytes) -> bytes:
+    """Return the ``ME IS`` line for ``user``."""
+    return _LOGIN_PREFIX + user + b"\n"
+
+
+def encode_command(recipients: Sequence[bytes] | None) -> bytes:
+    """Return the ``SEND`` line for ``recipients``, or ``BROADCAST`` for ``None``."""
+    if recipients is None:
+        return b"BROADCAST\n"
+    if not recipients:
+        raise ValueError("SEND needs at least one recipient")
+    return b"SEND " + b" ".join(recipients) + b"\n"
+
+
+def encode_from(sender: bytes) -> bytes:
+    """Return the ``FROM`` line that heads a delivery (PROTOCOL §4)."""
+    return b"FROM " + sender + b"\n"
+
+
+def encode_short_body(data: bytes) -> list[bytes]:
+    """Frame a short body (0-99 bytes) as its length line and the bytes.
+
+    Raises:
+        ValueError: ``data`` is longer than a short body may be.
+    """
+    size = len(data)
+    if size > MAX_SHORT_BODY:
+        raise ValueError(f"a short body holds at most {MAX_SHORT_BODY} bytes, not {size}")
+    return [b"%d\n" % size, data] if size else [b"0\n"]
+
+
+def encode_chunked_body(chunks: Iterable[bytes]) -> list[bytes]:
+    """Frame chunks (1-999 bytes each) as ``C<n>`` frames ending with ``C0``.
+
+    Raises:
+        ValueError: a chunk is empty or longer than 999 bytes.
+    """
+    frames: list[bytes] = []
+    for chunk in chunks:
+        size = len(chunk)
+        if not 0 < size <= MAX_CHUNK:
+            raise ValueError(f"a chunk holds 1 to {MAX_CHUNK} bytes, not {size}")
+        frames.append(b"C%d\n" % size)
+        frames.append(chunk)
+    frames.append(b"C0\n")
+    return frames
+
+
+def split_chunks(data: bytes, size: int = MAX_CHUNK) -> list[bytes]:
+    """Cut ``data`` into chunks of at most ``size`` bytes (none for empty data)."""
+    if not 0 < size <= MAX_CHUNK:
+        raise ValueError(f"chunk size must be 1 to {MAX_CHUNK}")
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def encode_message(
+    recipients: Sequence[bytes] | None, body: bytes, *, chunked: bool | None = None
+) -> bytes:
+    """Return a whole ``SEND``/``BROADCAST`` frame, as a client sends it.
+
+    ``chunked=None`` picks a short body when ``body`` fits in 99 bytes.
+    """
+    if chunked is None:
+        chunked = len(body) > MAX_SHORT_BODY
+    frames = encode_chunked_body(split_chunks(body)) if chunked else encode_short_body(body)
+    return encode_command(recipients) + b"".join(frames)

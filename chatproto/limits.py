@@ -1,0 +1,52 @@
+"""Every resource limit of the server, with its default, in one place.
+
+Nothing else in chatproto holds a magic number for a limit: the codec, the
+protocols and the service all read them from a :class:`Limits` instance, and
+``tap.Options`` builds one from the command line (PROTOCOL.md §7).
+"""
+
+from dataclasses import dataclass
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The server's limits; every field has a command-line option.
+
+    Attributes:
+        max_line_bytes: longest command line, length line or chunk header,
+            not counting its ``\\r\\n`` (``--max-line``).
+        max_message_bytes: largest message body, short or chunked
+            (``--max-message``).
+        max_recipients: most distinct recipients one ``SEND`` may name
+            (``--max-recipients``).
+        login_timeout_s: a TCP connection that has not logged in this long
+            after connecting is closed (``--login-timeout``).
+        udp_session_ttl_s: a UDP session with no datagram for this long is
+            logged out (``--udp-expiry``).
+    """
+
+    max_line_bytes: int = 8 * KIB
+    max_message_bytes: int = 64 * MIB
+    max_recipients: int = 1000
+    login_timeout_s: float = 60.0
+    udp_session_ttl_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_line_bytes", "max_message_bytes", "max_recipients"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("login_timeout_s", "udp_session_ttl_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+
+    @property
+    def udp_sweep_interval_s(self) -> float:
+        """How often idle UDP sessions are looked for: a tenth of the TTL, at most 1 s.
+
+        A session therefore expires between one TTL and 1.1 TTL after its last
+        datagram, and the sweep costs nothing noticeable.
+        """
+        return min(self.udp_session_ttl_s / 10, 1.0)

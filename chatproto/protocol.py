@@ -1,0 +1,131 @@
+"""The TCP side: a thin adapter between a stream transport and the service.
+
+:class:`ChatProtocol` feeds received bytes to its own
+:class:`~chatproto.codec.Decoder`, passes the events to its
+:class:`~chatproto.session.ClientSession`, and is the client's
+``IRecipient``: deliveries and replies are written to the transport as they
+are. Everything shared lives in the service, reached as ``factory.service``.
+"""
+
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from chatproto.codec import ERROR, Decoder
+from chatproto.events import NEED_DATA
+from chatproto.message import Delivery
+from chatproto.routing import IClient
+from chatproto.service import ChatService
+from chatproto.session import ClientSession
+
+
+@implementer(IClient, IHalfCloseableProtocol)
+class ChatProtocol(Protocol, TimeoutMixin):
+    """One TCP client.
+
+    Attributes:
+        name: the userid once logged in, else None.
+        peer: the client's IP address.
+    """
+
+    log = Logger()
+    factory: "ChatFactory"
+
+    def __init__(self) -> None:
+        self.name: bytes | None = None
+        self.peer = "?"
+        self._decoder: Decoder | None = None
+        self._session: ClientSession | None = None
+
+    def connectionMade(self) -> None:
+        service = self.factory.service
+        self.peer = self.transport.getPeer().host
+        self._decoder = Decoder(service.limits)
+        self._session = ClientSession(service, self)
+        # PROTOCOL §7: a connection that never logs in is closed.
+        self.callLater = service.clock.callLater
+        self.setTimeout(service.limits.login_timeout_s)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.transport.disconnecting:
+            return  # nothing more is processed once we decided to close
+        try:
+            self._decoder.feed(data)
+            self._handle_events()
+        except Exception:
+            self._contain_failure()
+
+    def _handle_events(self) -> None:
+        next_event = self._decoder.next_event
+        handle = self._session.handle
+        transport = self.transport
+        while not transport.disconnecting:
+            event = next_event()
+            if event is NEED_DATA:
+                return
+            handle(event)
+
+    def readConnectionLost(self) -> None:
+        """The client closed its sending side: finish what it sent, then close.
+
+        A last command without its newline still counts; a message cut short
+        is dropped quietly (PROTOCOL §4), with no ``ERROR``.
+        """
+        try:
+            if not self._decoder.is_mid_message and not self.transport.disconnecting:
+                self._decoder.eof()
+                self._handle_events()
+        except Exception:
+            self._contain_failure()
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.setTimeout(None)
+        if self._session is not None:
+            try:
+                self._session.connection_lost()
+            except Exception:
+                self.log.failure("releasing {user!r} failed", user=self.name)
+
+    def timeoutConnection(self) -> None:
+        if self.name is None:
+            self.factory.service.note(self, "closed: no login in time")
+            self.transport.loseConnection()
+
+    def _contain_failure(self) -> None:
+        """A bug met this connection: log it, tell the client, close only this one."""
+        self.log.failure("error handling data from {peer}", peer=self.peer)
+        self.transport.write(ERROR)
+        self.transport.loseConnection()
+
+    # -- IClient -------------------------------------------------------------
+
+    def deliver(self, delivery: Delivery) -> bool:
+        self.transport.writeSequence(delivery.frames)
+        return True
+
+    def reply(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def disconnect(self, reason: str) -> None:
+        self.transport.loseConnection()
+
+
+class ChatFactory(Factory):
+    """Build a :class:`ChatProtocol` per connection, all sharing one service.
+
+    Attributes:
+        service: the chat service every connection talks to.
+    """
+
+    protocol = ChatProtocol
+    noisy = False
+
+    def __init__(self, service: ChatService) -> None:
+        self.service = service

@@ -1,0 +1,212 @@
+"""The chat service: users, routing, the random-message rule and UDP expiry.
+
+:class:`ChatService` is shared by every listener of the process, TCP and UDP
+on every port, so all users live in one namespace (PROTOCOL §1). It knows
+clients only through ``IRecipient`` and finds them through an ``IRouter``;
+it never sees a transport or parses a byte.
+"""
+
+import random
+from collections.abc import Sequence
+
+from twisted.application import service
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from chatproto import verbose
+from chatproto.limits import Limits
+from chatproto.message import Delivery, MessageBody
+from chatproto.routing import IRecipient, IRouter, LocalRouter
+
+#: What the server says "from" a recent sender after every third delivery
+#: (PROTOCOL §5). The brief's three come first.
+CANNED_LINES: tuple[bytes, ...] = (
+    b"Hey, you're kinda hot",
+    b"No way!",
+    b"I like Justin Bieber....a lot",
+    b"Did you just say that to me?",
+    b"LOL, you're hilarious",
+    b"Can't talk now, my mom is calling",
+    b"Are we still on for Friday?",
+    b"You sound like my ex",
+    b"brb, walking the dog",
+    b"Whatever. Talk to the hand.",
+    b"OMG did you see that?!",
+    b"I'm telling everyone you said that",
+)
+
+#: Deliveries to one client between two random messages (PROTOCOL §5).
+MESSAGES_PER_RANDOM = 3
+
+#: The log namespace of the ``-v`` traffic lines; observers select on it.
+VERBOSE_NAMESPACE = "chatproto.verbose"
+
+
+class ChatService(service.Service):
+    """Route messages between logged-in users and keep their sessions.
+
+    Attributes:
+        limits: the server's limits.
+        clock: the time source for UDP session expiry and login timeouts.
+        is_verbose: whether ``-v`` traffic lines are emitted.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        limits: Limits | None = None,
+        *,
+        router: IRouter | None = None,
+        rng: random.Random | None = None,
+        random_messages: bool = True,
+        canned_lines: Sequence[bytes] = CANNED_LINES,
+        is_verbose: bool = False,
+    ) -> None:
+        if not canned_lines or any(len(line) > 99 for line in canned_lines):
+            raise ValueError("canned lines must be 1 to 99 bytes, and at least one")
+        self.clock = clock
+        self.limits = limits if limits is not None else Limits()
+        self.is_verbose = is_verbose
+        # Not a class attribute: as a descriptor, a Logger takes the class's namespace.
+        self._traffic_log = Logger(namespace=VERBOSE_NAMESPACE, source=self)
+        self._router: IRouter = router if router is not None else LocalRouter()
+        self._rng = rng if rng is not None else random.Random()
+        self._random_messages = random_messages
+        self._canned_lines = tuple(canned_lines)
+        # Senders of the deliveries each client got since its last random message.
+        self._recent_senders: dict[IRecipient, list[bytes]] = {}
+        # UDP sessions by last activity, oldest first (dicts keep insertion order).
+        self._last_seen: dict[IRecipient, float] = {}
+        self._sweep = LoopingCall(self._expire_idle_sessions)
+        self._sweep.clock = clock
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        done = self._sweep.start(self.limits.udp_sweep_interval_s, now=False)
+        done.addErrback(lambda failure: self.log.failure("UDP expiry sweep stopped", failure))
+
+    def stopService(self) -> None:
+        if self._sweep.running:
+            self._sweep.stop()
+        return super().stopService()
+
+    # -- sessions ------------------------------------------------------------
+
+    def login(self, client: IRecipient, user: bytes) -> bool:
+        """Claim ``user`` for ``client``; False if the userid is taken (PROTOCOL §2)."""
+        return self._router.register(user, client)
+
+    def logout(self, client: IRecipient) -> None:
+        """Release ``client``'s userid and forget its counters. Safe to repeat."""
+        if client.name is not None:
+            self._router.unregister(client.name, client)
+        self._recent_senders.pop(client, None)
+        self._last_seen.pop(client, None)
+
+    def lookup(self, user: bytes) -> IRecipient | None:
+        """Return the client logged in as ``user``, or None."""
+        return self._router.lookup(user)
+
+    @property
+    def user_count(self) -> int:
+        """How many users are logged in."""
+        return len(self._router)
+
+    def touch(self, client: IRecipient) -> None:
+        """Note activity from a UDP session, restarting its expiry (PROTOCOL §6)."""
+        self._last_seen.pop(client, None)
+        self._last_seen[client] = self.clock.seconds()
+
+    def _expire_idle_sessions(self) -> None:
+        """Log out every UDP session idle for the session TTL or longer."""
+        deadline = self.clock.seconds() - self.limits.udp_session_ttl_s
+        for client, seen in list(self._last_seen.items()):
+            if seen > deadline:
+                break
+            self._last_seen.pop(client, None)
+            self.note(client, "UDP session expired")
+            self._disconnect(client, "UDP session expired")
+
+    # -- messages ------------------------------------------------------------
+
+    def send(
+        self, sender: IRecipient, recipients: Sequence[bytes] | None, body: MessageBody
+    ) -> None:
+        """Deliver a complete message from a logged-in ``sender`` (PROTOCOL §3, §4).
+
+        Args:
+            sender: the client that sent it.
+            recipients: the distinct userids named by ``SEND``, or ``None`` for
+                ``BROADCAST`` (everyone, the sender included).
+            body: the complete body.
+
+        Recipients that are not online are skipped silently.
+        """
+        assert sender.name is not None
+        delivery = Delivery(sender.name, body)
+        if recipients is None:
+            targets = list(self._router.everyone())
+        else:
+            lookup = self._router.lookup
+            targets = [found for name in recipients if (found := lookup(name)) is not None]
+        for recipient in targets:
+            if self._deliver(recipient, delivery, verbose.SENT):
+                self._count_delivery(recipient, sender.name)
+
+    def _deliver(self, recipient: IRecipient, delivery: Delivery, direction: str) -> bool:
+        """Hand one delivery to one recipient; a failure there touches no one else."""
+        try:
+            delivered = recipient.deliver(delivery)
+        except Exception:
+            self.log.failure("delivery to {user!r} failed", user=recipient.name)
+            self._disconnect(recipient, "delivery failed")
+            return False
+        if self.is_verbose:
+            if delivered:
+                self.show(direction, recipient, delivery.frames)
+            else:
+                self.note(recipient, "chunked message dropped: UDP cannot carry it")
+        return delivered
+
+    def _count_delivery(self, recipient: IRecipient, sender: bytes) -> None:
+        """Apply PROTOCOL §5: after every third delivery, a random message."""
+        if not self._random_messages:
+            return
+        senders = self._recent_senders.setdefault(recipient, [])
+        senders.append(sender)
+        if len(senders) < MESSAGES_PER_RANDOM:
+            return
+        del self._recent_senders[recipient]
+        text = self._rng.choice(self._canned_lines)
+        self._deliver(
+            recipient,
+            Delivery(self._rng.choice(senders), MessageBody.short(text)),
+            verbose.SENT_RANDOMLY,
+        )
+
+    def _disconnect(self, client: IRecipient, reason: str) -> None:
+        try:
+            client.disconnect(reason)
+        except Exception:
+            self.log.failure("disconnecting {user!r} failed", user=client.name)
+        self.logout(client)
+
+    # -- verbose output (PROTOCOL §8) ----------------------------------------
+
+    def show(self, direction: str, client: IRecipient, parts: Sequence[bytes]) -> None:
+        """Emit one ``-v`` traffic line for a frame to or from ``client``."""
+        if self.is_verbose:
+            text = verbose.render(direction, client.peer, client.name, parts)
+            self._traffic_log.info("{text}", text=text)
+
+    def note(self, client: IRecipient, text: str) -> None:
+        """Emit one ``-v`` line about ``client`` that is not a frame."""
+        if self.is_verbose:
+            self._traffic_log.info(
+                "{text}", text=verbose.render_note(text, client.peer, client.name)
+            )

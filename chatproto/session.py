@@ -1,0 +1,107 @@
+"""One client's conversation, whatever its transport: decoded events in, service calls out.
+
+The TCP protocol and the UDP protocol both own a :class:`ClientSession` per
+client and pass it every event their decoder reports; the session answers
+``OK``/``ERROR``, collects a message's body until it is complete
+(store-and-forward: nothing reaches a recipient before the last byte,
+PROTOCOL §4) and hands complete messages to the service.
+"""
+
+from collections.abc import Callable
+
+from chatproto import verbose
+from chatproto.codec import ERROR, OK, encode_login
+from chatproto.events import BodyData, Event, Login, MessageEnd, MessageStart, Rejected
+from chatproto.message import MessageBody
+from chatproto.routing import IClient
+from chatproto.service import ChatService
+
+
+class ClientSession:
+    """The state of one client between its transport and the service.
+
+    Attributes:
+        client: the transport-side object that replies and receives deliveries.
+    """
+
+    __slots__ = ("client", "_service", "_message", "_body")
+
+    def __init__(self, service: ChatService, client: IClient) -> None:
+        self.client = client
+        self._service = service
+        self._message: MessageStart | None = None  # the message being received
+        self._body: MessageBody | None = None
+
+    def handle(self, event: Event) -> None:
+        """Act on one decoded event."""
+        _HANDLERS[type(event)](self, event)
+
+    def connection_lost(self) -> None:
+        """The client is gone: drop a half-received message, release the userid."""
+        self._message = self._body = None
+        if self.client.name is not None:
+            self._service.logout(self.client)
+
+    def _on_login(self, event: Login) -> None:
+        client = self.client
+        if self._service.is_verbose:
+            self._service.show(verbose.RECEIVED, client, [encode_login(event.user)])
+        # PROTOCOL §2: a second ME IS, or a userid in use, is refused.
+        accepted = client.name is None and self._service.login(client, event.user)
+        self._reply(OK if accepted else ERROR)
+        if accepted:
+            client.name = event.user
+
+    def _on_message_start(self, event: MessageStart) -> None:
+        self._message = event
+        self._body = MessageBody(event.chunked)
+
+    def _on_body_data(self, event: BodyData) -> None:
+        assert self._body is not None
+        self._body.append(event.data)
+
+    def _on_message_end(self, event: MessageEnd) -> None:
+        message, body = self._take_message()
+        self._show_message(message, body)
+        if self.client.name is None:  # PROTOCOL §2: nothing but ME IS before login
+            self._reply(ERROR)
+        else:
+            self._service.send(self.client, message.recipients, body)
+
+    def _on_rejected(self, event: Rejected) -> None:
+        if self._message is not None and not event.fatal:
+            # A refused SEND/BROADCAST: shown whole, answered after its body.
+            message, body = self._take_message()
+            self._show_message(message, body)
+        else:
+            self._message = self._body = None  # a partial message is dropped whole
+            if event.line and self._service.is_verbose:
+                self._service.show(verbose.RECEIVED, self.client, [event.line + b"\n"])
+        self._reply(ERROR)
+        if event.fatal:
+            self.client.disconnect(event.reason)
+
+    def _take_message(self) -> tuple[MessageStart, MessageBody]:
+        message, body = self._message, self._body
+        assert message is not None and body is not None
+        self._message = self._body = None
+        return message, body
+
+    def _show_message(self, message: MessageStart, body: MessageBody) -> None:
+        """Show a received SEND/BROADCAST frame with ``-v``."""
+        if self._service.is_verbose:
+            parts = [message.line + b"\n", *body.frames()]
+            self._service.show(verbose.RECEIVED, self.client, parts)
+
+    def _reply(self, data: bytes) -> None:
+        self._service.show(verbose.SENT, self.client, [data])
+        self.client.reply(data)
+
+
+_HANDLERS: dict[type, Callable[[ClientSession, Event], None]] = {
+    Login: ClientSession._on_login,  # type: ignore[dict-item]
+    MessageStart: ClientSession._on_message_start,  # type: ignore[dict-item]
+    BodyData: ClientSession._on_body_data,  # type: ignore[dict-item]
+    MessageEnd: ClientSession._on_message_end,  # type: ignore[dict-item]
+    Rejected: ClientSession._on_rejected,  # type: ignore[dict-item]
+}

@@ -1,0 +1,197 @@
+"""Options and service construction, shared by ``twistd chat`` and ``chat_server``.
+
+``makeService`` builds one :class:`~chatproto.service.ChatService` and, for
+every port, a TCP listener and a UDP listener that share it (PROTOCOL §1).
+Nothing else happens here: parsing, wiring, and no behaviour of its own.
+"""
+
+import getopt
+import random
+import sys
+from collections.abc import Sequence
+
+from twisted.application import internet, strports
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import quoteStringArgument
+from twisted.python import usage
+
+from chatproto.limits import Limits
+from chatproto.protocol import ChatFactory
+from chatproto.service import ChatService
+from chatproto.udp import ChatDatagramProtocol
+
+_DEFAULT = Limits()
+
+
+def _port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise usage.UsageError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise usage.UsageError(f"port out of range 1-65535: {port}")
+    return port
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be positive")
+    return value
+
+
+_positive_int.coerceDoc = "Must be a whole number, at least 1."  # type: ignore[attr-defined]
+_positive_float.coerceDoc = "Must be a positive number."  # type: ignore[attr-defined]
+
+
+class Options(usage.Options):
+    """Command-line options of the chat server.
+
+    Ports are given as arguments or with ``-p`` (repeatable); options may
+    come before or after the ports.
+    """
+
+    synopsis = "[options] <port> [<port> ...]"
+    longdesc = (
+        "A chat server: every port listens on TCP and UDP, and all users share one "
+        "namespace. Silent unless -v is given."
+    )
+
+    optFlags = [
+        ["verbose", "v", "Show every frame received and sent, in the RCVD/SENT format."],
+        ["no-random", None, "Do not send a random message after every third delivery."],
+    ]
+    optParameters = [
+        ["interface", "i", "0.0.0.0", "Address to listen on (default: all IPv4 interfaces)."],
+        [
+            "max-message",
+            None,
+            _DEFAULT.max_message_bytes,
+            "Largest message body in bytes.",
+            _positive_int,
+        ],
+        [
+            "max-line",
+            None,
+            _DEFAULT.max_line_bytes,
+            "Longest command or length line in bytes.",
+            _positive_int,
+        ],
+        [
+            "max-recipients",
+            None,
+            _DEFAULT.max_recipients,
+            "Most recipients in one SEND.",
+            _positive_int,
+        ],
+        [
+            "login-timeout",
+            None,
+            _DEFAULT.login_timeout_s,
+            "Seconds a TCP connection may stay without logging in.",
+            _positive_float,
+        ],
+        [
+            "udp-expiry",
+            None,
+            _DEFAULT.udp_session_ttl_s,
+            "Seconds without a datagram after which a UDP user is logged out.",
+            _positive_float,
+        ],
+        [
+            "random-seed",
+            None,
+            None,
+            "Seed for the random messages, for reproducible runs (default: unpredictable).",
+            int,
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["ports"] = []
+
+    def opt_port(self, value: str) -> None:
+        """Listen on TCP and UDP port PORT (repeatable)."""
+        self["ports"].append(_port_number(value))
+
+    opt_p = opt_port
+
+    def parseArgs(self, *ports: str) -> None:
+        for port in ports:
+            self.opt_port(port)
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """Parse ``options``, which may mix options and port arguments in any order."""
+        if options is None:
+            options = sys.argv[1:]
+        super().parseOptions(self._options_first(list(options)))
+
+    def _options_first(self, args: list[str]) -> list[str]:
+        """Reorder ``args`` so options come first, as ``usage.Options`` expects."""
+        try:
+            pairs, positional = getopt.gnu_getopt(args, self.shortOpt, self.longOpt)
+        except getopt.GetoptError as error:
+            raise usage.UsageError(str(error)) from None
+        ordered: list[str] = []
+        for option, value in pairs:
+            if option.startswith("--"):
+                takes_value = option[2:] + "=" in self.longOpt
+                ordered.append(f"{option}={value}" if takes_value else option)
+            else:
+                takes_value = option[1] + ":" in self.shortOpt
+                ordered.extend([option, value] if takes_value else [option])
+        return [*ordered, "--", *positional]
+
+    def postOptions(self) -> None:
+        if not self["ports"]:
+            raise usage.UsageError("give at least one port to listen on")
+        self["ports"] = list(dict.fromkeys(self["ports"]))
+
+    def limits(self) -> Limits:
+        """Return the :class:`Limits` these options ask for."""
+        return Limits(
+            max_line_bytes=self["max-line"],
+            max_message_bytes=self["max-message"],
+            max_recipients=self["max-recipients"],
+            login_timeout_s=self["login-timeout"],
+            udp_session_ttl_s=self["udp-expiry"],
+        )
+
+
+def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[no-untyped-def]
+    """Build the chat service and its TCP and UDP listeners on every port.
+
+    Args:
+        config: parsed :class:`Options`.
+        reactor: the reactor to listen with and take time from; the global
+            reactor when omitted.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    top = MultiService()
+    chat = ChatService(
+        reactor,
+        config.limits(),
+        rng=random.Random(config["random-seed"]),
+        random_messages=not config["no-random"],
+        is_verbose=config["verbose"],
+    )
+    chat.setServiceParent(top)
+    factory = ChatFactory(chat)
+    interface = config["interface"]
+    for port in config["ports"]:
+        endpoint = f"tcp:{port}:interface={quoteStringArgument(interface)}"
+        strports.service(endpoint, factory, reactor=reactor).setServiceParent(top)
+        udp = internet.UDPServer(
+            port, ChatDatagramProtocol(chat), interface=interface, reactor=reactor
+        )
+        udp.setServiceParent(top)
+    return top

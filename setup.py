@@ -1,0 +1,19 @@
+"""Packaging for chatproto; ``twisted.plugins`` is listed so ``twistd chat`` works."""
+
+from setuptools import setup
+
+setup(
+    name="chatproto",
+    version="0.1.0",
+    description="A TCP and UDP chat relay on Twisted",
+    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description_content_type="text/x-rst",
+    python_requires=">=3.11",
+    packages=["chatproto", "twisted.plugins"],
+    install_requires=["twisted>=23.10", "zope.interface"],
+    extras_require={
+        "test": ["pytest>=7", "pytest-twisted>=1.14", "hypothesis>=6"],
+        "dev": ["ruff", "mypy"],
+    },
+    entry_points={"console_scripts": ["chat_server = chatproto.cli:run"]},
+)
