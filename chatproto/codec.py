@@ -192,6 +192,11 @@ class Decoder:
         self._failure: Rejected | None = None
 
     @property
+    def buffered_bytes(self) -> int:
+        """Bytes fed but not yet consumed by an event (bounded by a line or a chunk)."""
+        return len(self._buffer)
+
+    @property
     def is_mid_message(self) -> bool:
         """Whether a command line has been read but not yet its whole body."""
         return _LENGTH <= self._state <= _END
