@@ -50,6 +50,7 @@ class ChatService(service.Service):
         limits: the server's limits.
         clock: the time source for UDP session expiry and login timeouts.
         is_verbose: whether ``-v`` traffic lines are emitted.
+        random_messages: whether the random-message rule is on (PROTOCOL §5).
     """
 
     log = Logger()
@@ -74,7 +75,7 @@ class ChatService(service.Service):
         self._traffic_log = Logger(namespace=VERBOSE_NAMESPACE, source=self)
         self._router: IRouter = router if router is not None else LocalRouter()
         self._rng = rng if rng is not None else random.Random()
-        self._random_messages = random_messages
+        self.random_messages = random_messages
         self._canned_lines = tuple(canned_lines)
         # Senders of the deliveries each client got since its last random message.
         self._recent_senders: dict[IRecipient, list[bytes]] = {}
@@ -175,7 +176,7 @@ class ChatService(service.Service):
 
     def _count_delivery(self, recipient: IRecipient, sender: bytes) -> None:
         """Apply PROTOCOL §5: after every third delivery, a random message."""
-        if not self._random_messages:
+        if not self.random_messages:
             return
         senders = self._recent_senders.setdefault(recipient, [])
         senders.append(sender)

@@ -1,0 +1,82 @@
+"""Fakes shared by the reactor-free unit tests."""
+
+from collections.abc import Sequence
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from zope.interface import implementer
+
+from chatproto.limits import Limits
+from chatproto.message import Delivery
+from chatproto.protocol import ChatFactory, ChatProtocol
+from chatproto.routing import IClient
+from chatproto.service import ChatService
+
+
+class ScriptedRandom:
+    """A random source whose ``choice`` picks the indexes it is given, in turn."""
+
+    def __init__(self, picks: Sequence[int] = ()) -> None:
+        self._picks = list(picks)
+        self.choices: list[tuple] = []
+
+    def choice(self, seq: Sequence):  # type: ignore[no-untyped-def]
+        self.choices.append(tuple(seq))
+        index = self._picks.pop(0) if self._picks else 0
+        return seq[index]
+
+
+@implementer(IClient)
+class FakeClient:
+    """An IClient that records what the service and the session do to it."""
+
+    def __init__(self, peer: str = "10.0.0.1", *, takes_chunked: bool = True) -> None:
+        self.name: bytes | None = None
+        self.peer = peer
+        self.takes_chunked = takes_chunked
+        self.deliveries: list[Delivery] = []
+        self.replies: list[bytes] = []
+        self.disconnected: list[str] = []
+
+    def deliver(self, delivery: Delivery) -> bool:
+        if delivery.body.is_chunked and not self.takes_chunked:
+            return False
+        self.deliveries.append(delivery)
+        return True
+
+    def reply(self, data: bytes) -> None:
+        self.replies.append(data)
+
+    def disconnect(self, reason: str) -> None:
+        self.disconnected.append(reason)
+
+    def received(self) -> list[tuple[bytes, bytes]]:
+        """Return (sender, body) of every delivery."""
+        return [(d.sender, d.body.read()) for d in self.deliveries]
+
+
+def make_service(**kwargs) -> ChatService:  # type: ignore[no-untyped-def]
+    """Return a ChatService on a fresh Clock, random messages off unless asked."""
+    kwargs.setdefault("random_messages", False)
+    kwargs.setdefault("limits", Limits())
+    return ChatService(kwargs.pop("clock", Clock()), **kwargs)
+
+
+def connect(
+    service: ChatService, host: str = "127.0.0.1", port: int = 40000
+) -> tuple[ChatProtocol, StringTransport]:
+    """Connect a ChatProtocol for ``service`` to a StringTransport."""
+    address = IPv4Address("TCP", host, port)
+    protocol = ChatFactory(service).buildProtocol(address)
+    assert isinstance(protocol, ChatProtocol)
+    transport = StringTransport(peerAddress=address)
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def take(transport: StringTransport) -> bytes:
+    """Return what was written to ``transport`` and clear it."""
+    data = transport.value()
+    transport.clear()
+    return data

@@ -1,0 +1,167 @@
+"""Options parsing and service wiring, with a memory reactor (no sockets)."""
+
+import pytest
+from twisted.internet.testing import MemoryReactorClock, _FakePort
+from twisted.internet.address import IPv4Address
+from twisted.python import usage
+
+from chatproto.limits import MIB, Limits
+from chatproto.protocol import ChatFactory
+from chatproto.service import ChatService
+from chatproto.tap import Options, makeService
+from chatproto.udp import ChatDatagramProtocol
+
+DEFAULTS = {
+    "ports": [9000],
+    "verbose": 0,
+    "no-random": 0,
+    "interface": "0.0.0.0",
+    "max-message": 64 * MIB,
+    "max-line": 8192,
+    "max-recipients": 1000,
+    "login-timeout": 60.0,
+    "udp-expiry": 600.0,
+    "random-seed": None,
+}
+
+
+def parse(*args: str) -> dict:
+    options = Options()
+    options.parseOptions(list(args))
+    return {key: options[key] for key in DEFAULTS}
+
+
+def test_defaults() -> None:
+    """A bare port gives every default."""
+    assert parse("9000") == DEFAULTS
+
+
+def test_ports_as_arguments_and_with_p_accumulate() -> None:
+    """Ports given as arguments and with -p/--port all count, duplicates once."""
+    assert parse("9000", "-p", "9001", "--port=9002", "9003", "9001")["ports"] == [
+        9001,
+        9002,
+        9000,
+        9003,
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("9000", "9001", "-v"),
+        ("-v", "9000", "9001"),
+        ("9000", "--verbose", "9001"),
+    ],
+)
+def test_options_may_come_before_or_after_ports(args: tuple[str, ...]) -> None:
+    """Options and ports may be mixed in any order."""
+    assert parse(*args) == {**DEFAULTS, "ports": [9000, 9001], "verbose": 1}
+
+
+def test_every_option_is_parsed() -> None:
+    """Each option sets its own key, with its type."""
+    config = parse(
+        "9000",
+        "--interface",
+        "127.0.0.1",
+        "--no-random",
+        "--max-message",
+        "1000",
+        "--max-line=100",
+        "--max-recipients",
+        "5",
+        "--login-timeout",
+        "2.5",
+        "--udp-expiry",
+        "30",
+        "--random-seed",
+        "7",
+    )
+    assert config == {
+        **DEFAULTS,
+        "interface": "127.0.0.1",
+        "no-random": 1,
+        "max-message": 1000,
+        "max-line": 100,
+        "max-recipients": 5,
+        "login-timeout": 2.5,
+        "udp-expiry": 30.0,
+        "random-seed": 7,
+    }
+
+
+def test_limits_come_from_the_options() -> None:
+    """Options.limits() builds the Limits the options ask for."""
+    options = Options()
+    options.parseOptions(["9000", "--max-line", "100", "--udp-expiry", "5"])
+    assert options.limits() == Limits(max_line_bytes=100, udp_session_ttl_s=5.0)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        ("-v",),
+        ("0",),
+        ("65536",),
+        ("http",),
+        ("9000", "--max-message", "0"),
+        ("9000", "--udp-expiry", "-1"),
+        ("9000", "--login-timeout", "soon"),
+        ("9000", "--no-such-option"),
+    ],
+)
+def test_bad_command_lines_are_usage_errors(args: tuple[str, ...]) -> None:
+    """No port, a bad port or a bad option value raises UsageError."""
+    with pytest.raises(usage.UsageError):
+        Options().parseOptions(list(args))
+
+
+class UDPMemoryReactor(MemoryReactorClock):
+    """MemoryReactorClock that also records listenUDP, which it lacks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.udpServers: list[tuple] = []
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):  # type: ignore[no-untyped-def]
+        self.udpServers.append((port, protocol, interface))
+        return _FakePort(IPv4Address("UDP", interface or "0.0.0.0", port))
+
+
+def test_make_service_listens_tcp_and_udp_on_every_port() -> None:
+    """Each port gets a TCP and a UDP listener on the interface, all sharing one service."""
+    options = Options()
+    options.parseOptions(["9000", "9001", "--interface", "127.0.0.1"])
+    reactor = UDPMemoryReactor()
+    top = makeService(options, reactor=reactor)
+    top.startService()
+    assert [(port, iface) for port, _, _, iface in reactor.tcpServers] == [
+        (9000, "127.0.0.1"),
+        (9001, "127.0.0.1"),
+    ]
+    assert [(port, iface) for port, _, iface in reactor.udpServers] == [
+        (9000, "127.0.0.1"),
+        (9001, "127.0.0.1"),
+    ]
+    chat = [s for s in top if isinstance(s, ChatService)]
+    assert len(chat) == 1
+    factories = {id(f) for _, f, _, _ in reactor.tcpServers}
+    assert len(factories) == 1
+    (factory,) = {f for _, f, _, _ in reactor.tcpServers}
+    assert isinstance(factory, ChatFactory) and factory.service is chat[0]
+    for _, protocol, _ in reactor.udpServers:
+        assert isinstance(protocol, ChatDatagramProtocol) and protocol.service is chat[0]
+    top.stopService()
+
+
+def test_make_service_passes_flags_to_the_service() -> None:
+    """-v, --no-random and the limits reach the ChatService."""
+    options = Options()
+    options.parseOptions(["9000", "-v", "--no-random", "--max-recipients", "3"])
+    top = makeService(options, reactor=UDPMemoryReactor())
+    (chat,) = [s for s in top if isinstance(s, ChatService)]
+    assert chat.is_verbose
+    assert not chat.random_messages
+    assert chat.limits.max_recipients == 3
