@@ -1,8 +1,8 @@
 """Options parsing and service wiring, with a memory reactor (no sockets)."""
 
 import pytest
-from twisted.internet.testing import MemoryReactorClock, _FakePort
 from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, _FakePort
 from twisted.python import usage
 
 from chatproto.limits import MIB, Limits
