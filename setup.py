@@ -13,7 +13,7 @@ setup(
     install_requires=["twisted>=23.10", "zope.interface"],
     extras_require={
         "test": ["pytest>=7", "pytest-twisted>=1.14", "hypothesis>=6", "setuptools>=70.1"],
-        "dev": ["ruff", "mypy"],
+        "dev": ["ruff"],
     },
     entry_points={"console_scripts": ["chat_server = chatproto.cli:run"]},
 )
