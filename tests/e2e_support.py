@@ -1,0 +1,400 @@
+"""Helpers for the end-to-end tests: free ports, server processes, blocking clients.
+
+Everything here is bounded: every loop has a count limit and a deadline, and
+every wait is for a condition (a connect that succeeds, the exact bytes
+expected), never a bare sleep. Servers bind 127.0.0.1 only.
+"""
+
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+HOST = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN_DIR = Path(sys.executable).parent
+CHAT_SERVER = BIN_DIR / "chat_server"
+TWISTD = BIN_DIR / "twistd"
+
+#: Longest wait for a server to start, a reply to arrive or a process to end.
+TIMEOUT_S = 10.0
+#: Poll interval while waiting for something that has no event to wait on.
+POLL_S = 0.01
+
+#: The launchers every main scenario runs under.
+LAUNCHERS = ("chat_server", "twistd")
+
+# A twistd log line: "<timestamp> [<namespace>#<level>] <text>".
+_TWISTD_LINE = re.compile(r"^\S+ \[(?P<namespace>[^\]#]*)(?:#\w+)?\] (?P<text>.*)$")
+
+
+class Deadline:
+    """A point in time a bounded wait must not pass."""
+
+    def __init__(self, seconds: float = TIMEOUT_S) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left, at least a millisecond so a socket timeout stays valid."""
+        return max(self._end - time.monotonic(), 0.001)
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return time.monotonic() >= self._end
+
+
+def free_port(attempts: int = 50) -> int:
+    """Return a port free on 127.0.0.1 for both TCP and UDP.
+
+    Binds TCP to port 0, then UDP to the same number; retries a bounded
+    number of times when the UDP side is taken.
+    """
+    for _ in range(attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((HOST, 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((HOST, port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError(f"no port free for TCP and UDP after {attempts} attempts")
+
+
+def free_ports(count: int) -> list[int]:
+    """Return ``count`` distinct ports, each free for TCP and UDP."""
+    ports: list[int] = []
+    for _ in range(count * 20):
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError(f"could not find {count} distinct free ports")
+
+
+def server_command(
+    launcher: str, ports: Sequence[int], extra: Sequence[str], pidfile: Path
+) -> list[str]:
+    """Return the command line that runs the server on ``ports`` in the foreground."""
+    if launcher == "chat_server":
+        return [str(CHAT_SERVER), *map(str, ports), "--interface", HOST, *extra]
+    if launcher == "twistd":
+        port_args = [arg for port in ports for arg in ("-p", str(port))]
+        return [
+            str(TWISTD),
+            "-n",
+            "--pidfile",
+            str(pidfile),
+            "chat",
+            *port_args,
+            "--interface",
+            HOST,
+            *extra,
+        ]
+    raise ValueError(f"unknown launcher {launcher!r}")
+
+
+def server_env() -> dict[str, str]:
+    """Return the environment for a server: the repo on PYTHONPATH, for the twistd plugin."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _tcp_accepts(port: int, deadline: Deadline) -> bool:
+    """Whether a TCP connect to ``port`` succeeds now."""
+    try:
+        with socket.create_connection((HOST, port), timeout=deadline.remaining()):
+            return True
+    except OSError:
+        return False
+
+
+def _udp_bound(port: int) -> bool:
+    """Whether someone holds UDP ``port`` on 127.0.0.1 (our own bind fails)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return True
+        return False
+
+
+def wait_for_port(
+    port: int, process: subprocess.Popen | None = None, seconds: float = TIMEOUT_S
+) -> None:
+    """Wait until ``port`` accepts TCP connections and is bound for UDP.
+
+    Retries until ``seconds`` have passed, and fails at once if ``process``
+    exits meanwhile. Checking the UDP side too (quietly, by failing to bind
+    it) means a datagram sent afterwards cannot hit a port not yet open.
+    """
+    deadline = Deadline(seconds)
+    for _ in range(int(seconds / POLL_S) + 1):
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode} before listening")
+        if _tcp_accepts(port, deadline) and _udp_bound(port):
+            return
+        if deadline.expired():
+            break
+        time.sleep(POLL_S)
+    raise AssertionError(f"{HOST}:{port} not listening on TCP and UDP after {seconds} s")
+
+
+def stop_process(process: subprocess.Popen, seconds: float = TIMEOUT_S) -> int:
+    """Stop ``process``: SIGTERM, wait up to ``seconds``, then SIGKILL. Return its status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait(timeout=seconds)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    state = stat.rpartition(")")[2].split()[0]
+    return state not in ("Z", "X")
+
+
+def wait_until(condition, seconds: float = TIMEOUT_S, what: str = "condition") -> None:
+    """Poll ``condition()`` until true; fail after ``seconds``."""
+    deadline = Deadline(seconds)
+    for _ in range(int(seconds / POLL_S) + 1):
+        if condition():
+            return
+        if deadline.expired():
+            break
+        time.sleep(POLL_S)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+class Server:
+    """A chat server process, its output in files under ``workdir``.
+
+    Attributes:
+        launcher: ``"chat_server"`` or ``"twistd"``.
+        ports: the ports it listens on (TCP and UDP each).
+        process: the running process.
+        returncode: its exit status once stopped, else None.
+    """
+
+    def __init__(
+        self, launcher: str, ports: Sequence[int], command: Sequence[str], workdir: Path
+    ) -> None:
+        self.launcher = launcher
+        self.ports = list(ports)
+        self._stdout_path = workdir / f"{launcher}-{ports[0]}.out"
+        self._stderr_path = workdir / f"{launcher}-{ports[0]}.err"
+        self.returncode: int | None = None
+        with open(self._stdout_path, "wb") as out, open(self._stderr_path, "wb") as err:
+            self.process = subprocess.Popen(
+                list(command),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=workdir,
+                env=server_env(),
+            )
+
+    @classmethod
+    def launch(
+        cls, launcher: str, ports: Sequence[int], extra: Sequence[str], workdir: Path
+    ) -> "Server":
+        """Start the server with ``launcher`` on ``ports`` (see :func:`server_command`)."""
+        pidfile = workdir / f"twistd-{ports[0]}.pid"
+        return cls(launcher, ports, server_command(launcher, ports, extra, pidfile), workdir)
+
+    def wait_ready(self) -> None:
+        """Wait until every port listens on TCP and UDP."""
+        for port in self.ports:
+            wait_for_port(port, self.process)
+
+    def stop(self) -> int:
+        """Stop the server (SIGTERM, then SIGKILL) and return its exit status."""
+        if self.returncode is None:
+            self.returncode = stop_process(self.process)
+        return self.returncode
+
+    @property
+    def stdout(self) -> bytes:
+        """Everything written to stdout so far (complete once stopped)."""
+        return self._stdout_path.read_bytes()
+
+    @property
+    def stderr(self) -> bytes:
+        """Everything written to stderr so far (complete once stopped)."""
+        return self._stderr_path.read_bytes()
+
+    def verbose_lines(self) -> list[str]:
+        """Return the ``-v`` traffic lines, the same for both launchers.
+
+        For ``chat_server`` that is stdout as it is. For twistd, only events of
+        the ``chatproto.verbose`` namespace are kept, without the timestamp and
+        namespace prefix, and their continuation lines without the leading tab;
+        twistd's own lines are dropped.
+        """
+        text = self.stdout.decode("ascii")
+        if self.launcher == "chat_server":
+            return text.splitlines()
+        return twistd_verbose_lines(text)
+
+
+def twistd_verbose_lines(text: str) -> list[str]:
+    """Extract the ``chatproto.verbose`` lines from a twistd log (see Server.verbose_lines)."""
+    lines: list[str] = []
+    keeping = False
+    for line in text.splitlines():
+        if line.startswith("\t"):
+            if keeping:
+                lines.append(line[1:])
+            continue
+        match = _TWISTD_LINE.match(line)
+        keeping = match is not None and match["namespace"] == "chatproto.verbose"
+        if keeping:
+            lines.append(match["text"])
+    return lines
+
+
+class TcpClient:
+    """A blocking TCP chat client with a receive buffer and bounded reads."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection((HOST, port), timeout=TIMEOUT_S)
+        self._buffer = bytearray()
+
+    def close(self) -> None:
+        """Close the connection (a normal FIN)."""
+        self.sock.close()
+
+    def reset(self) -> None:
+        """Abort the connection with a TCP reset (SO_LINGER 0, then close)."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        """Send all of ``data``."""
+        self.sock.settimeout(TIMEOUT_S * 3)
+        self.sock.sendall(data)
+
+    def _fill(self, deadline: Deadline) -> None:
+        """Receive at least one more byte, or fail at the deadline or on EOF."""
+        if deadline.expired():
+            raise AssertionError(
+                f"timed out after {deadline.seconds} s; got only {bytes(self._buffer)[:200]!r}"
+            )
+        self.sock.settimeout(deadline.remaining())
+        try:
+            data = self.sock.recv(1 << 20)
+        except TimeoutError:
+            raise AssertionError(
+                f"timed out after {deadline.seconds} s; got only {bytes(self._buffer)[:200]!r}"
+            ) from None
+        if not data:
+            raise AssertionError(f"connection closed; got only {bytes(self._buffer)[:200]!r}")
+        self._buffer += data
+
+    def recv_exactly(self, size: int, seconds: float = TIMEOUT_S) -> bytes:
+        """Return the next ``size`` bytes, waiting at most ``seconds`` for them."""
+        deadline = Deadline(seconds)
+        for _ in range(size + 1):
+            if len(self._buffer) >= size:
+                break
+            self._fill(deadline)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def recv_line(self, max_bytes: int = 8192, seconds: float = TIMEOUT_S) -> bytes:
+        """Return the next line, its ``\\n`` included."""
+        deadline = Deadline(seconds)
+        for _ in range(max_bytes + 1):
+            end = self._buffer.find(b"\n", 0, max_bytes + 1)
+            if end >= 0:
+                line = bytes(self._buffer[: end + 1])
+                del self._buffer[: end + 1]
+                return line
+            if len(self._buffer) > max_bytes:
+                break
+            self._fill(deadline)
+        raise AssertionError(f"no line within {max_bytes} bytes: {bytes(self._buffer)[:200]!r}")
+
+    def expect(self, expected: bytes, seconds: float = TIMEOUT_S) -> None:
+        """Assert that the next bytes received are exactly ``expected``."""
+        got = self.recv_exactly(len(expected), seconds)
+        assert got == expected
+
+    def login(self, user: bytes) -> None:
+        """Log in as ``user`` and assert the reply is ``OK``."""
+        self.send(b"ME IS " + user + b"\n")
+        self.expect(b"OK\n")
+
+    def recv_delivery(self) -> tuple[bytes, bytes, bool]:
+        """Read one delivery; return (sender, body, chunked)."""
+        line = self.recv_line()
+        assert line.startswith(b"FROM ") and line.endswith(b"\n"), line
+        sender = line[5:-1]
+        length = self.recv_line()
+        if not length.startswith(b"C"):
+            assert re.fullmatch(rb"[0-9]{1,2}\n", length), length
+            return sender, self.recv_exactly(int(length)), False
+        pieces: list[bytes] = []
+        for _ in range(1 << 20):
+            assert re.fullmatch(rb"C[0-9]{1,3}\n", length), length
+            size = int(length[1:])
+            if size == 0:
+                return sender, b"".join(pieces), True
+            pieces.append(self.recv_exactly(size))
+            length = self.recv_line()
+        raise AssertionError("too many chunks")
+
+
+class UdpClient:
+    """A blocking UDP chat client bound to its own port on 127.0.0.1."""
+
+    def __init__(self, server_port: int) -> None:
+        self.server = (HOST, server_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sock.close()
+
+    def send(self, datagram: bytes) -> None:
+        """Send one datagram to the server port."""
+        self.sock.sendto(datagram, self.server)
+
+    def recv(self, seconds: float = TIMEOUT_S) -> tuple[bytes, tuple[str, int]]:
+        """Return the next datagram and its source address; fail after ``seconds``."""
+        self.sock.settimeout(seconds)
+        try:
+            return self.sock.recvfrom(65536)
+        except TimeoutError:
+            raise AssertionError(f"no datagram within {seconds} s") from None
+
+    def expect(self, expected: bytes, seconds: float = TIMEOUT_S) -> None:
+        """Assert the next datagram is exactly ``expected``, from the server's port."""
+        data, source = self.recv(seconds)
+        assert (data, source) == (expected, self.server)
