@@ -26,6 +26,17 @@ class Limits:
             after connecting is closed (``--login-timeout``).
         udp_session_ttl_s: a UDP session with no datagram for this long is
             logged out (``--udp-expiry``).
+        spill_threshold_bytes: a body grows in memory up to this size, then
+            moves to a spool file (``--spill-threshold``).
+        max_spool_bytes: total size of all spool files at once; a big
+            message that would pass it is refused (``--max-spool``).
+        max_backlog_bytes: in-memory bytes queued for one TCP recipient that
+            is not reading; past it the recipient is disconnected
+            (``--max-backlog``).
+        max_connections: TCP connections at once; new ones past it are
+            closed at once (``--max-connections``).
+        max_udp_sessions: UDP users at once; logins past it get ``ERROR``
+            (``--max-udp-sessions``).
     """
 
     max_line_bytes: int = 8 * KIB
@@ -33,9 +44,23 @@ class Limits:
     max_recipients: int = 1000
     login_timeout_s: float = 60.0
     udp_session_ttl_s: float = 600.0
+    spill_threshold_bytes: int = 256 * KIB
+    max_spool_bytes: int = 4 * 1024 * MIB
+    max_backlog_bytes: int = 16 * MIB
+    max_connections: int = 16384
+    max_udp_sessions: int = 65536
 
     def __post_init__(self) -> None:
-        for name in ("max_line_bytes", "max_message_bytes", "max_recipients"):
+        for name in (
+            "max_line_bytes",
+            "max_message_bytes",
+            "max_recipients",
+            "spill_threshold_bytes",
+            "max_spool_bytes",
+            "max_backlog_bytes",
+            "max_connections",
+            "max_udp_sessions",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("login_timeout_s", "udp_session_ttl_s"):

@@ -1,31 +1,63 @@
 """A message body in transit, and its delivery framed once for every recipient.
 
-The service and the protocols only use :class:`MessageBody`'s small interface
-(``append``, ``size``, ``read``, ``frames``), so where the bytes live (today in
-memory, chunk by chunk) can change without touching them.
+A body is kept as its wire frames (length line and bytes, or ``C<n>`` chunks
+and ``C0``), so delivering it is a copy, never a re-encoding, and chunked
+bodies keep the sender's chunk sizes (PROTOCOL §4). It grows in memory up to
+``Limits.spill_threshold_bytes`` and then moves into a spool file, so a big
+message never sits whole in RAM. The service and the protocols use only the
+small interface below (``append``/``finish``/``size``/``read``, ``frames`` or
+``read_wire``, ``acquire``/``release``), so storage can change behind it.
 """
 
-from chatproto.codec import encode_chunked_body, encode_from, encode_short_body
+import os
+from typing import IO
+
+from chatproto.codec import encode_from
+from chatproto.spool import Spool, SpoolFullError
+
+#: Bytes of a spooled body's first frames kept in memory for ``-v`` display.
+PREVIEW_BYTES = 4096
 
 
 class MessageBody:
     """The body of one message, from its first byte until every recipient has it.
 
-    Chunked bodies keep the sender's chunk boundaries, so every recipient sees
-    the frames the sender sent (PROTOCOL §4).
+    Whoever keeps a body past the call that handed it over takes a reference
+    with :meth:`acquire` and gives it back with :meth:`release`; the spool
+    file closes (and disappears) when the last reference goes. A new body
+    starts with one reference, its receiver's.
 
     Attributes:
         is_chunked: whether the body travels as ``C<n>`` chunks.
-        size: body bytes held so far.
+        size: body bytes received so far (not counting framing).
+        wire_size: bytes of its wire frames.
+        error: why the body could not be kept (spool full), or None.
     """
 
-    __slots__ = ("is_chunked", "size", "_pieces", "_frames")
+    __slots__ = (
+        "is_chunked",
+        "size",
+        "wire_size",
+        "error",
+        "_frames",
+        "_file",
+        "_spool",
+        "_spill_threshold",
+        "_references",
+    )
 
-    def __init__(self, is_chunked: bool) -> None:
+    def __init__(
+        self, is_chunked: bool, spool: Spool | None = None, spill_threshold: int = 0
+    ) -> None:
         self.is_chunked = is_chunked
         self.size = 0
-        self._pieces: list[bytes] = []
-        self._frames: list[bytes] | None = None
+        self.wire_size = 0
+        self.error: str | None = None
+        self._frames: list[bytes] = []  # all frames, or a preview once spooled
+        self._file: IO[bytes] | None = None
+        self._spool = spool
+        self._spill_threshold = spill_threshold
+        self._references = 1
 
     @classmethod
     def short(cls, data: bytes) -> "MessageBody":
@@ -34,28 +66,128 @@ class MessageBody:
         body.append(data)
         return body
 
-    def append(self, data: bytes) -> None:
-        """Add the next piece: one chunk, or the whole short body."""
-        if self._frames is not None:
-            raise RuntimeError("append() after the body was framed")
-        self._pieces.append(data)
-        self.size += len(data)
+    @property
+    def is_in_memory(self) -> bool:
+        """Whether all frames are in memory (else they are in a spool file)."""
+        return self._file is None
 
-    def read(self) -> bytes:
-        """Return the whole body's bytes."""
-        return b"".join(self._pieces)
+    def append(self, data: bytes) -> None:
+        """Add the next piece: one chunk, or the whole short body.
+
+        If the spool has no room the body fails: :attr:`error` is set and
+        later pieces are ignored; the sender is to be refused at the end.
+        """
+        self.size += len(data)
+        if self.error is not None:
+            return
+        if self.is_chunked:
+            self._add_frames(b"C%d\n" % len(data), data)
+        elif data:
+            self._add_frames(b"%d\n" % len(data), data)
+        else:
+            self._add_frames(b"0\n")
+
+    def finish(self) -> None:
+        """Mark the body complete (a chunked body gets its ``C0``)."""
+        if self.is_chunked and self.error is None:
+            self._add_frames(b"C0\n")
+
+    def _add_frames(self, *frames: bytes) -> None:
+        added = sum(map(len, frames))
+        if self._file is not None:
+            self._write(frames, added)
+            return
+        self._frames.extend(frames)
+        self.wire_size += added
+        if self.is_chunked and self._spool is not None and self.wire_size > self._spill_threshold:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Move the frames into a spool file, keeping a short preview in memory."""
+        assert self._spool is not None
+        frames, size = self._frames, self.wire_size
+        try:
+            self._file = self._spool.open()
+        except SpoolFullError as error:
+            self._fail(str(error))
+            return
+        preview, kept = [], 0
+        for frame in frames:
+            if kept >= PREVIEW_BYTES:
+                break
+            preview.append(frame)
+            kept += len(frame)
+        self._frames = preview
+        self.wire_size = 0
+        self._write(frames, size)
+
+    def _write(self, frames: tuple[bytes, ...] | list[bytes], size: int) -> None:
+        """Append frames to the spool file; on no room or a write error, fail."""
+        assert self._file is not None and self._spool is not None
+        try:
+            self._spool.reserve(size)
+        except SpoolFullError as error:
+            self._fail(str(error))
+            return
+        try:
+            self._file.writelines(frames)
+        except OSError as error:  # disk full, I/O error
+            self._spool.release(size)
+            self._fail(f"spool write failed: {error}")
+            return
+        self.wire_size += size
+
+    def _fail(self, reason: str) -> None:
+        self.error = reason
+        self._close_file()
+        self._frames = []
 
     def frames(self) -> list[bytes]:
-        """Return the body's wire frames (length line and bytes, or chunks and ``C0``).
-
-        Framed once and cached: every recipient is sent the same list.
-        """
-        if self._frames is None:
-            if self.is_chunked:
-                self._frames = encode_chunked_body(self._pieces)
-            else:
-                self._frames = encode_short_body(self.read())
+        """Return the wire frames of an in-memory body (see :attr:`is_in_memory`)."""
+        if self._file is not None:
+            raise ValueError("a spooled body is read with read_wire()")
         return self._frames
+
+    def preview_frames(self) -> list[bytes]:
+        """Return the first frames (all of them for an in-memory body), for display."""
+        return self._frames
+
+    def read_wire(self, offset: int, size: int) -> bytes:
+        """Return up to ``size`` bytes of the wire frames, from ``offset``."""
+        if self._file is None:
+            return b"".join(self._frames)[offset : offset + size]
+        self._file.flush()
+        return os.pread(self._file.fileno(), size, offset)
+
+    def read(self) -> bytes:
+        """Return the whole body's bytes, without framing (for tests and tools)."""
+        wire = self.read_wire(0, self.wire_size)
+        if not self.is_chunked:
+            return wire[wire.index(b"\n") + 1 :]
+        pieces, offset = [], 0
+        while offset < len(wire):
+            newline = wire.index(b"\n", offset)
+            length = int(wire[offset + 1 : newline])
+            pieces.append(wire[newline + 1 : newline + 1 + length])
+            offset = newline + 1 + length
+        return b"".join(pieces)
+
+    def acquire(self) -> None:
+        """Take a reference: the body stays readable until :meth:`release`."""
+        self._references += 1
+
+    def release(self) -> None:
+        """Give a reference back; the last one closes the spool file."""
+        self._references -= 1
+        if self._references <= 0:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            assert self._spool is not None
+            spool_file, self._file = self._file, None
+            self._spool.close(spool_file)
+            self._spool.release(self.wire_size)
 
 
 class Delivery:
@@ -64,16 +196,30 @@ class Delivery:
     Attributes:
         sender: the sender's userid.
         body: the message body.
-        frames: the whole delivery's wire parts, built once for all recipients.
+        head: the ``FROM`` line, built once for all recipients.
+        size: bytes of the whole delivery on the wire.
     """
 
-    __slots__ = ("sender", "body", "frames", "_datagram")
+    __slots__ = ("sender", "body", "head", "size", "_frames", "_datagram")
 
     def __init__(self, sender: bytes, body: MessageBody) -> None:
         self.sender = sender
         self.body = body
-        self.frames = [encode_from(sender), *body.frames()]
+        self.head = encode_from(sender)
+        self.size = len(self.head) + body.wire_size
+        self._frames: list[bytes] | None = None
         self._datagram: bytes | None = None
+
+    @property
+    def frames(self) -> list[bytes]:
+        """The whole delivery's wire parts (in-memory bodies only), built once."""
+        if self._frames is None:
+            self._frames = [self.head, *self.body.frames()]
+        return self._frames
+
+    def preview(self) -> list[bytes]:
+        """The first wire parts, for display."""
+        return [self.head, *self.body.preview_frames()]
 
     @property
     def datagram(self) -> bytes:

@@ -17,6 +17,7 @@ from zope.interface import implementer
 from chatproto.codec import ERROR, Decoder
 from chatproto.events import NEED_DATA
 from chatproto.message import Delivery
+from chatproto.outbox import Outbox
 from chatproto.routing import IClient
 from chatproto.service import ChatService
 from chatproto.session import ClientSession
@@ -29,22 +30,32 @@ class ChatProtocol(Protocol, TimeoutMixin):
     Attributes:
         name: the userid once logged in, else None.
         peer: the client's IP address.
+        expires_when_idle: False: a TCP user stays logged in while connected.
     """
 
     log = Logger()
     factory: "ChatFactory"
+    expires_when_idle = False
 
     def __init__(self) -> None:
         self.name: bytes | None = None
         self.peer = "?"
         self._decoder: Decoder | None = None
         self._session: ClientSession | None = None
+        self._outbox: Outbox | None = None
 
     def connectionMade(self) -> None:
         service = self.factory.service
+        self.factory.connections += 1
         self.peer = self.transport.getPeer().host
         self._decoder = Decoder(service.limits)
         self._session = ClientSession(service, self)
+        # PROTOCOL §7: deliveries wait in the outbox while the client is not
+        # reading, up to a backlog limit.
+        self._outbox = Outbox(
+            self.transport, service.limits.max_backlog_bytes, self._on_backlog_overflow
+        )
+        self.transport.registerProducer(self._outbox, True)
         # PROTOCOL §7: a connection that never logs in is closed.
         self.callLater = service.clock.callLater
         self.setTimeout(service.limits.login_timeout_s)
@@ -87,6 +98,9 @@ class ChatProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.setTimeout(None)
+        if self._outbox is not None:
+            self.factory.connections -= 1
+            self._outbox.close()
         if self._session is not None:
             try:
                 self._session.connection_lost()
@@ -98,6 +112,19 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.factory.service.note(self, "closed: no login in time")
             self.transport.loseConnection()
 
+    def _on_backlog_overflow(self) -> None:
+        """The client stopped reading and its backlog passed the limit: give up on it."""
+        service = self.factory.service
+        self.log.info(
+            "disconnecting slow consumer {user!r} ({peer}): backlog over {limit} bytes",
+            user=self.name,
+            peer=self.peer,
+            limit=service.limits.max_backlog_bytes,
+        )
+        service.note(self, "disconnected: not reading, backlog over the limit")
+        service.logout(self)
+        self.transport.abortConnection()
+
     def _contain_failure(self) -> None:
         """A bug met this connection: log it, tell the client, close only this one."""
         self.log.failure("error handling data from {peer}", peer=self.peer)
@@ -107,8 +134,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
     # -- IClient -------------------------------------------------------------
 
     def deliver(self, delivery: Delivery) -> bool:
-        self.transport.writeSequence(delivery.frames)
-        return True
+        return self._outbox.push(delivery)
 
     def reply(self, data: bytes) -> None:
         self.transport.write(data)
@@ -122,6 +148,7 @@ class ChatFactory(Factory):
 
     Attributes:
         service: the chat service every connection talks to.
+        connections: TCP connections open now.
     """
 
     protocol = ChatProtocol
@@ -129,3 +156,11 @@ class ChatFactory(Factory):
 
     def __init__(self, service: ChatService) -> None:
         self.service = service
+        self.connections = 0
+
+    def buildProtocol(self, addr):  # type: ignore[no-untyped-def]
+        # PROTOCOL §7: past the limit a new connection is closed at once
+        # (returning None makes Twisted close it); nobody else notices.
+        if self.connections >= self.service.limits.max_connections:
+            return None
+        return super().buildProtocol(addr)

@@ -19,6 +19,9 @@ class IRecipient(Interface):
 
     name = Attribute("The client's userid (bytes), or None before it logged in.")
     peer = Attribute("The client's IP address (str), for display.")
+    expires_when_idle = Attribute(
+        "True if the login lapses after a silence (UDP), False if it lasts while connected."
+    )
 
     def deliver(delivery: Delivery) -> bool:
         """Send ``delivery`` to the client, in order after earlier ones.

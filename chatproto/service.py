@@ -18,6 +18,7 @@ from chatproto import verbose
 from chatproto.limits import Limits
 from chatproto.message import Delivery, MessageBody
 from chatproto.routing import IRecipient, IRouter, LocalRouter
+from chatproto.spool import Spool
 
 #: What the server says "from" a recent sender after every third delivery
 #: (PROTOCOL §5). The brief's three come first.
@@ -51,6 +52,7 @@ class ChatService(service.Service):
         clock: the time source for UDP session expiry and login timeouts.
         is_verbose: whether ``-v`` traffic lines are emitted.
         random_messages: whether the random-message rule is on (PROTOCOL §5).
+        spool: where big message bodies are kept while in transit.
     """
 
     log = Logger()
@@ -65,6 +67,7 @@ class ChatService(service.Service):
         random_messages: bool = True,
         canned_lines: Sequence[bytes] = CANNED_LINES,
         is_verbose: bool = False,
+        spool_directory: str | None = None,
     ) -> None:
         if not canned_lines or any(len(line) > 99 for line in canned_lines):
             raise ValueError("canned lines must be 1 to 99 bytes, and at least one")
@@ -77,6 +80,7 @@ class ChatService(service.Service):
         self._rng = rng if rng is not None else random.Random()
         self.random_messages = random_messages
         self._canned_lines = tuple(canned_lines)
+        self.spool = Spool(self.limits.max_spool_bytes, spool_directory)
         # Senders of the deliveries each client got since its last random message.
         self._recent_senders: dict[IRecipient, list[bytes]] = {}
         # UDP sessions by last activity, oldest first (dicts keep insertion order).
@@ -94,13 +98,29 @@ class ChatService(service.Service):
     def stopService(self) -> None:
         if self._sweep.running:
             self._sweep.stop()
+        for client in list(self._router.everyone()):
+            self._disconnect(client, "server stopping")
         return super().stopService()
 
     # -- sessions ------------------------------------------------------------
 
     def login(self, client: IRecipient, user: bytes) -> bool:
-        """Claim ``user`` for ``client``; False if the userid is taken (PROTOCOL §2)."""
-        return self._router.register(user, client)
+        """Claim ``user`` for ``client``; False if the userid is taken (PROTOCOL §2).
+
+        A client that expires when idle (UDP) is also refused when there are
+        already ``max_udp_sessions`` of them (PROTOCOL §7).
+        """
+        if client.expires_when_idle and len(self._last_seen) >= self.limits.max_udp_sessions:
+            return False
+        if not self._router.register(user, client):
+            return False
+        if client.expires_when_idle:
+            self.touch(client)
+        return True
+
+    def new_body(self, is_chunked: bool) -> MessageBody:
+        """Return an empty body for a message being received, spilling to the spool."""
+        return MessageBody(is_chunked, self.spool, self.limits.spill_threshold_bytes)
 
     def logout(self, client: IRecipient) -> None:
         """Release ``client``'s userid and forget its counters. Safe to repeat."""
@@ -169,9 +189,9 @@ class ChatService(service.Service):
             return False
         if self.is_verbose:
             if delivered:
-                self.show(direction, recipient, delivery.frames)
+                self.show(direction, recipient, delivery.preview(), delivery.size)
             else:
-                self.note(recipient, "chunked message dropped: UDP cannot carry it")
+                self.note(recipient, "message dropped: this client cannot take it")
         return delivered
 
     def _count_delivery(self, recipient: IRecipient, sender: bytes) -> None:
@@ -199,10 +219,20 @@ class ChatService(service.Service):
 
     # -- verbose output (PROTOCOL §8) ----------------------------------------
 
-    def show(self, direction: str, client: IRecipient, parts: Sequence[bytes]) -> None:
-        """Emit one ``-v`` traffic line for a frame to or from ``client``."""
+    def show(
+        self,
+        direction: str,
+        client: IRecipient,
+        parts: Sequence[bytes],
+        total_bytes: int | None = None,
+    ) -> None:
+        """Emit one ``-v`` traffic line for a frame to or from ``client``.
+
+        ``parts`` may be only the frame's beginning when ``total_bytes`` says
+        how long the whole frame is.
+        """
         if self.is_verbose:
-            text = verbose.render(direction, client.peer, client.name, parts)
+            text = verbose.render(direction, client.peer, client.name, parts, total_bytes)
             self._traffic_log.info("{text}", text=text)
 
     def note(self, client: IRecipient, text: str) -> None:

@@ -38,7 +38,7 @@ class ClientSession:
 
     def connection_lost(self) -> None:
         """The client is gone: drop a half-received message, release the userid."""
-        self._message = self._body = None
+        self._drop_message()
         if self.client.name is not None:
             self._service.logout(self.client)
 
@@ -54,7 +54,7 @@ class ClientSession:
 
     def _on_message_start(self, event: MessageStart) -> None:
         self._message = event
-        self._body = MessageBody(event.chunked)
+        self._body = self._service.new_body(event.chunked)
 
     def _on_body_data(self, event: BodyData) -> None:
         assert self._body is not None
@@ -62,19 +62,27 @@ class ClientSession:
 
     def _on_message_end(self, event: MessageEnd) -> None:
         message, body = self._take_message()
+        body.finish()
         self._show_message(message, body)
-        if self.client.name is None:  # PROTOCOL §2: nothing but ME IS before login
-            self._reply(ERROR)
-        else:
-            self._service.send(self.client, message.recipients, body)
+        try:
+            if self.client.name is None:  # PROTOCOL §2: nothing but ME IS before login
+                self._reply(ERROR)
+            elif body.error is not None:  # PROTOCOL §7: no spool room for it
+                self._service.note(self.client, f"message refused: {body.error}")
+                self._reply(ERROR)
+            else:
+                self._service.send(self.client, message.recipients, body)
+        finally:
+            body.release()
 
     def _on_rejected(self, event: Rejected) -> None:
         if self._message is not None and not event.fatal:
             # A refused SEND/BROADCAST: shown whole, answered after its body.
             message, body = self._take_message()
             self._show_message(message, body)
+            body.release()
         else:
-            self._message = self._body = None  # a partial message is dropped whole
+            self._drop_message()  # a partial message is dropped whole
             if event.line and self._service.is_verbose:
                 self._service.show(verbose.RECEIVED, self.client, [event.line + b"\n"])
         self._reply(ERROR)
@@ -87,11 +95,17 @@ class ClientSession:
         self._message = self._body = None
         return message, body
 
+    def _drop_message(self) -> None:
+        if self._body is not None:
+            self._body.release()
+        self._message = self._body = None
+
     def _show_message(self, message: MessageStart, body: MessageBody) -> None:
         """Show a received SEND/BROADCAST frame with ``-v``."""
         if self._service.is_verbose:
-            parts = [message.line + b"\n", *body.frames()]
-            self._service.show(verbose.RECEIVED, self.client, parts)
+            line = message.line + b"\n"
+            parts = [line, *body.preview_frames()]
+            self._service.show(verbose.RECEIVED, self.client, parts, len(line) + body.wire_size)
 
     def _reply(self, data: bytes) -> None:
         self._service.show(verbose.SENT, self.client, [data])

@@ -7,6 +7,7 @@ Nothing else happens here: parsing, wiring, and no behaviour of its own.
 
 import getopt
 import random
+import resource
 import sys
 from collections.abc import Sequence
 
@@ -106,6 +107,42 @@ class Options(usage.Options):
             _positive_float,
         ],
         [
+            "spill-threshold",
+            None,
+            _DEFAULT.spill_threshold_bytes,
+            "Bytes of a message body kept in memory before it moves to a spool file.",
+            _positive_int,
+        ],
+        [
+            "max-spool",
+            None,
+            _DEFAULT.max_spool_bytes,
+            "Total bytes of spool files at once; a big message past it gets ERROR.",
+            _positive_int,
+        ],
+        ["spool-dir", None, None, "Directory for spool files (default: the system's temp dir)."],
+        [
+            "max-backlog",
+            None,
+            _DEFAULT.max_backlog_bytes,
+            "Bytes queued in memory for a client that is not reading before it is dropped.",
+            _positive_int,
+        ],
+        [
+            "max-connections",
+            None,
+            _DEFAULT.max_connections,
+            "TCP connections at once; new ones past it are closed at once.",
+            _positive_int,
+        ],
+        [
+            "max-udp-sessions",
+            None,
+            _DEFAULT.max_udp_sessions,
+            "UDP users at once; logins past it get ERROR.",
+            _positive_int,
+        ],
+        [
             "random-seed",
             None,
             None,
@@ -163,7 +200,19 @@ class Options(usage.Options):
             max_recipients=self["max-recipients"],
             login_timeout_s=self["login-timeout"],
             udp_session_ttl_s=self["udp-expiry"],
+            spill_threshold_bytes=self["spill-threshold"],
+            max_spool_bytes=self["max-spool"],
+            max_backlog_bytes=self["max-backlog"],
+            max_connections=self["max-connections"],
+            max_udp_sessions=self["max-udp-sessions"],
         )
+
+
+def raise_open_file_limit() -> None:
+    """Raise the soft limit on open files to the hard limit: every client is a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[no-untyped-def]
@@ -176,6 +225,7 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
     """
     if reactor is None:
         from twisted.internet import reactor
+    raise_open_file_limit()
     top = MultiService()
     chat = ChatService(
         reactor,
@@ -183,6 +233,7 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
         rng=random.Random(config["random-seed"]),
         random_messages=not config["no-random"],
         is_verbose=config["verbose"],
+        spool_directory=config["spool-dir"],
     )
     chat.setServiceParent(top)
     factory = ChatFactory(chat)

@@ -28,7 +28,10 @@ class UDPClient:
         peer: the client's IP address.
         address: the (host, port) datagrams come from and go to.
         session: its conversation state.
+        expires_when_idle: True: a UDP user is logged out after a silence.
     """
+
+    expires_when_idle = True
 
     __slots__ = ("name", "peer", "address", "session", "_protocol")
 

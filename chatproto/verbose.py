@@ -30,11 +30,16 @@ def escape(data: bytes) -> str:
     return data.decode("latin-1").translate(_ESCAPES)
 
 
-def display_lines(parts: Sequence[bytes], shown_bytes: int = DEFAULT_SHOWN_BYTES) -> list[str]:
+def display_lines(
+    parts: Sequence[bytes],
+    shown_bytes: int = DEFAULT_SHOWN_BYTES,
+    total_bytes: int | None = None,
+) -> list[str]:
     """Split a frame's parts into escaped display lines.
 
     At most ``shown_bytes`` bytes of the frame are shown; if more were left
-    out, a last line says how many.
+    out, a last line says how many. ``total_bytes``, when given, is the whole
+    frame's size and ``parts`` may be just its beginning.
     """
     lines: list[str] = []
     budget = shown_bytes
@@ -52,6 +57,8 @@ def display_lines(parts: Sequence[bytes], shown_bytes: int = DEFAULT_SHOWN_BYTES
             end = part.find(b"\n", start) + 1 or len(part)
             lines.append(escape(part[start:end]))
             start = end
+    if total_bytes is not None:
+        left_out = max(total_bytes - (shown_bytes - budget), 0)
     if left_out:
         lines.append(f"... ({left_out} more bytes not shown)")
     return lines
@@ -62,6 +69,7 @@ def render(
     peer: str,
     user: bytes | None,
     parts: Sequence[bytes],
+    total_bytes: int | None = None,
     shown_bytes: int = DEFAULT_SHOWN_BYTES,
 ) -> str:
     """Render one frame received from, or sent to, a client.
@@ -70,7 +78,8 @@ def render(
         direction: :data:`RECEIVED`, :data:`SENT` or :data:`SENT_RANDOMLY`.
         peer: the client's IP address.
         user: the client's userid, or ``None`` before it logged in.
-        parts: the frame's wire parts.
+        parts: the frame's wire parts (or its first ones, see ``total_bytes``).
+        total_bytes: the whole frame's size, when ``parts`` may be only its start.
         shown_bytes: how much of the frame to show before abbreviating.
 
     Returns:
@@ -78,7 +87,7 @@ def render(
         header ``RCVD from <user> (<ip>):`` and the frame's lines indented by
         two spaces, joined with newlines.
     """
-    lines = display_lines(parts, shown_bytes)
+    lines = display_lines(parts, shown_bytes, total_bytes)
     if user is None:
         return f"{direction} {peer}: {''.join(lines)}"
     indented = "".join(f"\n  {line}" for line in lines)

@@ -31,9 +31,16 @@ class ScriptedRandom:
 class FakeClient:
     """An IClient that records what the service and the session do to it."""
 
-    def __init__(self, peer: str = "10.0.0.1", *, takes_chunked: bool = True) -> None:
+    def __init__(
+        self,
+        peer: str = "10.0.0.1",
+        *,
+        takes_chunked: bool = True,
+        expires_when_idle: bool = False,
+    ) -> None:
         self.name: bytes | None = None
         self.peer = peer
+        self.expires_when_idle = expires_when_idle
         self.takes_chunked = takes_chunked
         self.deliveries: list[Delivery] = []
         self.replies: list[bytes] = []

@@ -25,6 +25,7 @@ def chunked(*chunks: bytes) -> MessageBody:
     body = MessageBody(is_chunked=True)
     for chunk in chunks:
         body.append(chunk)
+    body.finish()
     return body
 
 
@@ -272,7 +273,7 @@ def test_verbose_notes_a_chunked_message_dropped_for_udp() -> None:
     with capturedLogs() as events:
         service.send(alice, (b"carol",), chunked(b"abc"))
     assert verbose_texts(events) == [
-        "NOTE carol (10.0.0.1): chunked message dropped: UDP cannot carry it"
+        "NOTE carol (10.0.0.1): message dropped: this client cannot take it"
     ]
 
 

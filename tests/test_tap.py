@@ -21,6 +21,12 @@ DEFAULTS = {
     "max-recipients": 1000,
     "login-timeout": 60.0,
     "udp-expiry": 600.0,
+    "spill-threshold": 256 * 1024,
+    "max-spool": 4096 * MIB,
+    "spool-dir": None,
+    "max-backlog": 16 * MIB,
+    "max-connections": 16384,
+    "max-udp-sessions": 65536,
     "random-seed": None,
 }
 
@@ -77,6 +83,18 @@ def test_every_option_is_parsed() -> None:
         "30",
         "--random-seed",
         "7",
+        "--spill-threshold",
+        "1000",
+        "--max-spool",
+        "5000",
+        "--spool-dir",
+        "/var/tmp",
+        "--max-backlog",
+        "4096",
+        "--max-connections",
+        "10",
+        "--max-udp-sessions",
+        "20",
     )
     assert config == {
         **DEFAULTS,
@@ -88,6 +106,12 @@ def test_every_option_is_parsed() -> None:
         "login-timeout": 2.5,
         "udp-expiry": 30.0,
         "random-seed": 7,
+        "spill-threshold": 1000,
+        "max-spool": 5000,
+        "spool-dir": "/var/tmp",
+        "max-backlog": 4096,
+        "max-connections": 10,
+        "max-udp-sessions": 20,
     }
 
 

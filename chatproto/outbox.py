@@ -1,0 +1,137 @@
+"""The queue of deliveries to one TCP client, drained only as fast as it reads.
+
+An :class:`Outbox` is registered on its transport as a streaming producer:
+the transport pauses it when its own buffer is full and resumes it when the
+buffer has drained. While it runs, deliveries go straight to the transport;
+while it is paused, they wait here in order. Spooled bodies are read from
+their file a piece at a time, so a big message costs one piece of memory per
+recipient, not its size. Bytes waiting in memory form the backlog; past
+``Limits.max_backlog_bytes`` the client is given up on (PROTOCOL §7), so a
+recipient that stops reading cannot make the server grow or slow anyone down.
+"""
+
+from collections import deque
+from collections.abc import Callable
+
+from twisted.internet.interfaces import IPushProducer, ITransport
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from chatproto.limits import KIB
+from chatproto.message import Delivery
+
+#: Bytes read from a spool file per write to the transport.
+SPOOL_READ_BYTES = 64 * KIB
+
+
+@implementer(IPushProducer)
+class Outbox:
+    """Deliveries on their way to one client, in order.
+
+    Attributes:
+        backlog_bytes: bytes of queued deliveries held in memory.
+    """
+
+    __slots__ = (
+        "backlog_bytes",
+        "_transport",
+        "_max_backlog_bytes",
+        "_on_overflow",
+        "_queue",
+        "_offset",
+        "_is_paused",
+        "_is_closed",
+    )
+
+    log = Logger()
+
+    def __init__(
+        self,
+        transport: ITransport,
+        max_backlog_bytes: int,
+        on_overflow: Callable[[], None],
+    ) -> None:
+        self.backlog_bytes = 0
+        self._transport = transport
+        self._max_backlog_bytes = max_backlog_bytes
+        self._on_overflow = on_overflow
+        self._queue: deque[Delivery] | None = None  # made when first needed
+        self._offset = -1  # of the head delivery's body; -1: FROM line not yet written
+        self._is_paused = False
+        self._is_closed = False
+
+    def push(self, delivery: Delivery) -> bool:
+        """Queue ``delivery`` after the earlier ones and send what the client can take.
+
+        Returns:
+            False if the client is given up on (its backlog passed the limit,
+            and ``on_overflow`` was called) or already closed.
+        """
+        if self._is_closed:
+            return False
+        body = delivery.body
+        if self._queue is None and not self._is_paused and body.is_in_memory:
+            self._transport.writeSequence(delivery.frames)  # the common case
+            return True
+        if self._queue is None:
+            self._queue = deque()
+        body.acquire()
+        self._queue.append(delivery)
+        self.backlog_bytes += delivery.size if body.is_in_memory else len(delivery.head)
+        if self.backlog_bytes > self._max_backlog_bytes:
+            self.close()
+            self._on_overflow()
+            return False
+        self._send_queued()
+        return True
+
+    def _send_queued(self) -> None:
+        """Write queued deliveries until the queue is empty or the transport pauses us."""
+        queue = self._queue
+        transport = self._transport
+        while queue and not self._is_paused and not self._is_closed:
+            delivery = queue[0]
+            body = delivery.body
+            if body.is_in_memory:
+                transport.writeSequence(delivery.frames)
+                self.backlog_bytes -= delivery.size
+            else:
+                if self._offset < 0:
+                    transport.write(delivery.head)
+                    self._offset = 0
+                piece = body.read_wire(self._offset, SPOOL_READ_BYTES)
+                transport.write(piece)
+                self._offset += len(piece)
+                if piece and self._offset < body.wire_size:
+                    continue
+                self._offset = -1
+                self.backlog_bytes -= len(delivery.head)
+            queue.popleft()
+            body.release()
+        if not queue:
+            self._queue = None
+
+    def close(self) -> None:
+        """Drop everything queued (the client is gone); later pushes are refused."""
+        self._is_closed = True
+        queue, self._queue = self._queue, None
+        self.backlog_bytes = 0
+        for delivery in queue or ():
+            delivery.body.release()
+
+    # -- IPushProducer, called by the transport --------------------------------
+
+    def pauseProducing(self) -> None:
+        self._is_paused = True
+
+    def resumeProducing(self) -> None:
+        self._is_paused = False
+        try:
+            self._send_queued()
+        except Exception:
+            self.log.failure("sending queued deliveries failed")
+            self.close()
+            self._transport.loseConnection()
+
+    def stopProducing(self) -> None:
+        self.close()
