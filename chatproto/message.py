@@ -44,6 +44,7 @@ class MessageBody:
         "_spool",
         "_spill_threshold",
         "_references",
+        "_preview_size",
     )
 
     def __init__(
@@ -58,6 +59,7 @@ class MessageBody:
         self._spool = spool
         self._spill_threshold = spill_threshold
         self._references = 1
+        self._preview_size = 0  # bytes in _frames once spooled
 
     @classmethod
     def short(cls, data: bytes) -> "MessageBody":
@@ -96,6 +98,9 @@ class MessageBody:
         added = sum(map(len, frames))
         if self._file is not None:
             self._write(frames, added)
+            if self.error is None and self._preview_size < PREVIEW_BYTES:
+                self._frames.extend(frames)
+                self._preview_size += added
             return
         self._frames.extend(frames)
         self.wire_size += added
@@ -117,7 +122,7 @@ class MessageBody:
                 break
             preview.append(frame)
             kept += len(frame)
-        self._frames = preview
+        self._frames, self._preview_size = preview, kept
         self.wire_size = 0
         self._write(frames, size)
 

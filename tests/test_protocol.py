@@ -1,13 +1,16 @@
-"""The TCP protocol over StringTransport: PROTOCOL.md §2-§5 and §7's login timeout."""
+"""The TCP protocol over StringTransport: PROTOCOL.md §2-§5 and the limits of §7."""
 
 import pytest
+from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from chatproto.codec import encode_message
 from chatproto.limits import Limits
+from chatproto.protocol import ChatFactory
 from chatproto.service import CANNED_LINES, VERBOSE_NAMESPACE, ChatService
 from tests.support import ScriptedRandom, connect, make_service, take
 
@@ -336,3 +339,90 @@ def test_verbose_transcript_of_a_login_and_a_message() -> None:
         "RCVD from alice (10.0.0.1):\n  PING\\n",
         "SENT to alice (10.0.0.1):\n  ERROR\\n",
     ]
+
+
+def test_recipient_that_stops_reading_is_dropped_and_others_get_everything() -> None:
+    """A recipient whose backlog passes the limit is disconnected and logged out; others go on."""
+    service = make_service(limits=Limits(max_backlog_bytes=1000))
+    alice, alice_transport = login(service, b"alice")
+    slow, slow_transport = login(service, b"slow")
+    _, carol_transport = login(service, b"carol")
+    slow_transport.producer.pauseProducing()  # its socket buffer is full
+    frames = [encode_message([b"slow", b"carol"], b"%03d" % i) for i in range(100)]
+    alice.dataReceived(b"".join(frames))
+    assert slow_transport.disconnected  # StringTransport.abortConnection sets this
+    assert service.lookup(b"slow") is None
+    assert carol_transport.value() == b"".join(b"FROM alice\n3\n%03d" % i for i in range(100))
+    assert alice_transport.value() == b"" and not alice_transport.disconnecting
+    close(slow)
+    assert service.lookup(b"carol") is not None
+
+
+def test_paused_recipient_gets_its_backlog_in_order_when_it_reads_again() -> None:
+    """Deliveries queued while a recipient's transport is paused arrive in order later."""
+    service = make_service()
+    alice, _ = login(service, b"alice")
+    _, bob_transport = login(service, b"bob")
+    bob_transport.producer.pauseProducing()
+    alice.dataReceived(b"".join(encode_message([b"bob"], b"%d" % i) for i in range(5)))
+    assert bob_transport.value() == b""
+    bob_transport.producer.resumeProducing()
+    assert bob_transport.value() == b"".join(b"FROM alice\n1\n%d" % i for i in range(5))
+
+
+def test_big_message_is_spooled_and_reaches_every_recipient(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A body over the spill threshold goes through a spool file and arrives intact."""
+    service = make_service(
+        limits=Limits(spill_threshold_bytes=5000), spool_directory=str(tmp_path)
+    )
+    alice, _ = login(service, b"alice")
+    transports = [login(service, name)[1] for name in (b"bob", b"carol")]
+    body = bytes(range(256)) * 200
+    frame = encode_message([b"bob", b"carol"], body, chunked=True)
+    alice.dataReceived(frame)
+    expected = b"FROM alice\n" + frame[len(b"SEND bob carol\n") :]
+    assert [t.value() for t in transports] == [expected, expected]
+    assert (service.spool.files_open, service.spool.bytes_in_use) == (0, 0)
+
+
+def test_message_without_spool_room_gets_error_after_its_body(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A big message that does not fit the spool is refused with ERROR; the connection stays."""
+    service = make_service(
+        limits=Limits(spill_threshold_bytes=1000, max_spool_bytes=5000),
+        spool_directory=str(tmp_path),
+    )
+    alice, transport = login(service, b"alice")
+    _, bob_transport = login(service, b"bob")
+    alice.dataReceived(encode_message([b"bob"], b"x" * 20_000, chunked=True))
+    assert transport.value() == b"ERROR\n" and not transport.disconnecting
+    assert bob_transport.value() == b""
+    alice.dataReceived(b"SEND bob\n2\nok")
+    assert bob_transport.value() == b"FROM alice\n2\nok"
+    assert service.spool.bytes_in_use == 0
+
+
+def test_spool_file_of_a_sender_cut_off_is_released(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A sender that vanishes mid-message leaves no spool file open."""
+    service = make_service(
+        limits=Limits(spill_threshold_bytes=1000), spool_directory=str(tmp_path)
+    )
+    alice, _ = login(service, b"alice")
+    alice.dataReceived(encode_message([b"bob"], b"x" * 20_000, chunked=True)[:-10])
+    assert service.spool.files_open == 1
+    close(alice)
+    assert (service.spool.files_open, service.spool.bytes_in_use) == (0, 0)
+
+
+def test_connections_past_the_limit_are_refused() -> None:
+    """Past max_connections the factory builds no protocol, so Twisted closes the socket."""
+    service = make_service(limits=Limits(max_connections=2))
+    factory = ChatFactory(service)
+    address = IPv4Address("TCP", "127.0.0.1", 1)
+    protocols = []
+    for _ in range(2):
+        protocol = factory.buildProtocol(address)
+        protocol.makeConnection(StringTransport(peerAddress=address))
+        protocols.append(protocol)
+    assert factory.buildProtocol(address) is None
+    close(protocols[0])
+    assert factory.buildProtocol(address) is not None

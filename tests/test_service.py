@@ -284,3 +284,13 @@ def test_quiet_service_emits_no_traffic_lines() -> None:
     with capturedLogs() as events:
         service.send(alice, None, short(b"x"))
     assert verbose_texts(events) == []
+
+
+def test_stopping_the_service_disconnects_everyone() -> None:
+    """stopService disconnects every logged-in user and frees their ids."""
+    service = make_service()
+    service.startService()
+    users = [logged_in(service, name) for name in (b"alice", b"bob")]
+    service.stopService()
+    assert [u.disconnected for u in users] == [["server stopping"]] * 2
+    assert service.user_count == 0

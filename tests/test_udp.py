@@ -188,3 +188,15 @@ def test_a_bug_drops_only_the_datagram(service: ChatService) -> None:
     protocol.datagramReceived(b"SEND carol\n1\nx", CAROL)
     protocol.datagramReceived(b"ME IS dave", DAVE)
     assert sent(transport) == [(b"OK\n", DAVE)]
+
+
+def test_udp_logins_past_the_session_limit_get_error() -> None:
+    """Past max_udp_sessions a new UDP login is refused; TCP logins are not affected."""
+    service = make_service(limits=Limits(max_udp_sessions=2))
+    protocol, transport = listen(service)
+    for port in (5001, 5002, 5003):
+        protocol.datagramReceived(b"ME IS u%d" % port, ("127.0.0.1", port))
+    assert [reply for reply, _ in sent(transport)] == [b"OK\n", b"OK\n", b"ERROR\n"]
+    tcp, tcp_transport = connect(service)
+    tcp.dataReceived(b"ME IS alice\n")
+    assert tcp_transport.value() == b"OK\n"

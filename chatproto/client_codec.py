@@ -1,0 +1,273 @@
+"""The server-to-client direction of the wire format as a pure codec: bytes in, events out.
+
+A chat client reads two kinds of frames from the server (PROTOCOL.md §2, §4):
+the replies ``OK\\n`` and ``ERROR\\n``, and deliveries, ``FROM <sender>\\n``
+followed by a short or chunked body. :class:`ClientDecoder` turns that byte
+stream into the events defined here; :func:`decode_server_datagram` does the
+same for one UDP datagram. No sockets, no clock, no logging and no Twisted:
+the client's protocols feed whatever a read returned and act on the events.
+
+Bodies stream: a delivery is one :class:`DeliveryStart`, a
+:class:`DeliveryData` per chunk (or one for a whole short body) and a
+:class:`DeliveryEnd`, so a client can write a big file to disk without
+holding it. The decoder holds at most one line or one chunk beyond what it
+has reported, and refuses a body larger than the limit it is given.
+
+Server mistakes are data, not exceptions: a line that is no reply and no
+delivery is a non-fatal :class:`Malformed` (the decoder goes on at the next
+line); a frame that cannot be delimited is a fatal one, which every later
+call repeats. An exception escaping :meth:`ClientDecoder.next_event` is a bug.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from chatproto.codec import ERROR, LINE_TOO_LONG, OK, ReceiveBuffer, is_valid_userid
+from chatproto.events import NEED_DATA, _NeedData
+from chatproto.limits import Limits
+
+# PROTOCOL §3 and §4: the body grammar is the same in both directions.
+_SHORT_LENGTH_RE = re.compile(rb"[0-9]{1,2}")
+_CHUNK_HEADER_RE = re.compile(rb"C([0-9]{1,3})")
+_FROM_PREFIX = b"FROM "
+_OK_LINE = OK.rstrip(b"\n")
+_ERROR_LINE = ERROR.rstrip(b"\n")
+
+
+@dataclass(frozen=True, slots=True)
+class OkReply:
+    """The server answered ``OK``: the login was accepted (PROTOCOL §2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """The server answered ``ERROR``: the login or a message was refused (PROTOCOL §2, §3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryStart:
+    """A ``FROM`` line and the first length line of its body were read.
+
+    Attributes:
+        sender: the sender's userid (valid by PROTOCOL §2).
+        chunked: whether the body comes as ``C<n>`` chunks.
+    """
+
+    sender: bytes
+    chunked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryData:
+    """One piece of a delivery's body: a whole chunk, or the whole short body."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryEnd:
+    """The delivery's last byte has arrived: the message is complete."""
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """The server sent something the protocol does not allow.
+
+    Attributes:
+        reason: why, in a few words (for logs and error messages).
+        fatal: the stream cannot be delimited any more, so the connection
+            must close; the decoder then returns this same event for ever.
+        line: the offending line, when there is one.
+    """
+
+    reason: str
+    fatal: bool
+    line: bytes = b""
+
+
+ServerEvent = OkReply | ErrorReply | DeliveryStart | DeliveryData | DeliveryEnd | Malformed
+
+_OK_REPLY: Final = OkReply()
+_ERROR_REPLY: Final = ErrorReply()
+_DELIVERY_END: Final = DeliveryEnd()
+
+# Decoder states.
+_LINE = 0  # expecting OK, ERROR or FROM
+_LENGTH = 1  # after FROM: expecting the first length line
+_SHORT_BODY = 2  # expecting the short body's bytes
+_CHUNK_HEADER = 3  # expecting C<n>
+_CHUNK_DATA = 4  # expecting the chunk's bytes
+_END = 5  # the body is complete: report DeliveryEnd
+_FAILED = 6  # terminal: the stream cannot be resynchronised
+
+
+class ClientDecoder:
+    """Parse the server's byte stream into events (PROTOCOL §2, §4).
+
+    Feed bytes with :meth:`feed`, say the input ended with :meth:`eof`, and
+    call :meth:`next_event` until it returns :data:`~chatproto.events.NEED_DATA`.
+    Blank lines between frames are ignored, and a ``\\r`` before a line's
+    ``\\n`` is tolerated, as the server tolerates them from clients.
+
+    Args:
+        limits: ``max_message_bytes`` bounds a delivery's body (a bigger one
+            is a fatal :class:`Malformed`), ``max_line_bytes`` bounds a line.
+            The server's defaults when omitted.
+    """
+
+    __slots__ = (
+        "_limits",
+        "_buffer",
+        "_state",
+        "_at_eof",
+        "_need",
+        "_sender",
+        "_body_bytes",
+        "_failure",
+    )
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self._limits = limits if limits is not None else Limits()
+        self._buffer = ReceiveBuffer()
+        self._state = _LINE
+        self._at_eof = False
+        self._need = 0  # bytes of the short body or current chunk
+        self._sender = b""  # the current delivery's sender
+        self._body_bytes = 0
+        self._failure: Malformed | None = None
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes fed but not yet consumed by an event (bounded by a line or a chunk)."""
+        return len(self._buffer)
+
+    @property
+    def is_mid_delivery(self) -> bool:
+        """Whether a ``FROM`` line has been read but not yet its whole body."""
+        return _LENGTH <= self._state <= _END
+
+    def feed(self, data: bytes) -> None:
+        """Add received bytes. Feeding after :meth:`eof` is a caller bug (``RuntimeError``)."""
+        if self._at_eof:
+            raise RuntimeError("feed() after eof()")
+        if self._state != _FAILED:
+            self._buffer.feed(data)
+
+    def eof(self) -> None:
+        """Say no more bytes will come.
+
+        A last line may then lack its ``\\n`` (a datagram ``OK``); a delivery
+        without its last byte becomes a fatal ``Malformed("eof mid-message")``.
+        """
+        self._at_eof = True
+
+    def next_event(self) -> ServerEvent | _NeedData:
+        """Return the next event, or ``NEED_DATA`` if none is complete yet."""
+        buffer = self._buffer
+        max_line = self._limits.max_line_bytes
+        while True:
+            state = self._state
+            if state == _LINE:
+                line = buffer.take_line(max_line)
+                if line is None:
+                    if not (self._at_eof and len(buffer)):
+                        return NEED_DATA
+                    line = buffer.take_rest(max_line)
+                if line is LINE_TOO_LONG:
+                    return self._fail("line too long")
+                assert isinstance(line, bytes)
+                if line:  # blank lines between frames are ignored
+                    event = self._parse_line(line)
+                    if event is not None:
+                        return event
+            elif state == _SHORT_BODY or state == _CHUNK_DATA:
+                data = buffer.take(self._need)
+                if data is None:
+                    return self._fail("eof mid-message") if self._at_eof else NEED_DATA
+                self._state = _END if state == _SHORT_BODY else _CHUNK_HEADER
+                if data:
+                    return DeliveryData(data)
+            elif state == _LENGTH or state == _CHUNK_HEADER:
+                line = buffer.take_line(max_line)
+                if line is None:
+                    return self._fail("eof mid-message") if self._at_eof else NEED_DATA
+                if line is LINE_TOO_LONG:
+                    return self._fail("line too long")
+                assert isinstance(line, bytes)
+                if line:
+                    event = self._parse_length(line, state == _LENGTH)
+                    if event is not None:
+                        return event
+            elif state == _END:
+                self._state = _LINE
+                return _DELIVERY_END
+            else:
+                assert self._failure is not None
+                return self._failure
+
+    def _parse_line(self, line: bytes) -> ServerEvent | None:
+        """Parse a reply or ``FROM`` line; ``None`` means a body follows."""
+        if line == _OK_LINE:
+            return _OK_REPLY
+        if line == _ERROR_LINE:
+            return _ERROR_REPLY
+        if line.startswith(_FROM_PREFIX):
+            sender = line[len(_FROM_PREFIX) :]
+            if not is_valid_userid(sender):
+                # A body follows that cannot be told from the next frame: give up.
+                return self._fail("FROM names an invalid userid", line)
+            self._sender = sender
+            self._body_bytes = 0
+            self._state = _LENGTH
+            return None
+        return Malformed("unknown line", False, line)
+
+    def _parse_length(self, line: bytes, is_first: bool) -> DeliveryStart | Malformed | None:
+        """Parse a length line (first frame) or chunk header; ``None`` means go on."""
+        chunk = _CHUNK_HEADER_RE.fullmatch(line)
+        if chunk is not None:
+            size = int(chunk.group(1))
+        elif is_first and _SHORT_LENGTH_RE.fullmatch(line):
+            size = int(line)
+        else:
+            return self._fail("bad length line" if is_first else "bad chunk header", line)
+        if self._body_bytes + size > self._limits.max_message_bytes:
+            return self._fail("message too large", line)
+        self._body_bytes += size
+        self._need = size
+        if chunk is None:
+            self._state = _SHORT_BODY
+        else:
+            self._state = _CHUNK_DATA if size else _END
+        if is_first:
+            return DeliveryStart(self._sender, chunk is not None)
+        return None
+
+    def _fail(self, reason: str, line: bytes = b"") -> Malformed:
+        """Enter the terminal state: the stream cannot be delimited any more."""
+        self._failure = Malformed(reason, True, line)
+        self._state = _FAILED
+        self._buffer = ReceiveBuffer()  # release what was buffered
+        return self._failure
+
+
+def decode_server_datagram(datagram: bytes, limits: Limits | None = None) -> list[ServerEvent]:
+    """Decode one datagram from the server (PROTOCOL §4, §6).
+
+    Returns:
+        Every event in the datagram, usually one reply or one whole delivery
+        (``DeliveryStart``, ``DeliveryData``, ``DeliveryEnd``). A datagram
+        that ends inside a delivery ends with a fatal ``Malformed``; for UDP
+        that only means this datagram is spoiled.
+    """
+    decoder = ClientDecoder(limits)
+    decoder.feed(datagram)
+    decoder.eof()
+    events: list[ServerEvent] = []
+    while (event := decoder.next_event()) is not NEED_DATA:
+        assert not isinstance(event, _NeedData)
+        events.append(event)
+        if isinstance(event, Malformed) and event.fatal:
+            break
+    return events

@@ -1,0 +1,143 @@
+"""Outbox: in-order delivery at the pace the transport accepts, and the backlog limit."""
+
+from twisted.internet.testing import StringTransport
+
+from chatproto.message import Delivery, MessageBody
+from chatproto.outbox import SPOOL_READ_BYTES, Outbox
+from chatproto.spool import Spool
+
+
+class Overflows:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+class FillingTransport(StringTransport):
+    """A transport whose buffer is full after every write, as a slow client's would be."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.write_sizes: list[int] = []
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.write_sizes.append(len(data))
+        self.producer.pauseProducing()
+
+
+def make_outbox(
+    max_backlog: int = 10_000, transport: StringTransport | None = None
+) -> tuple[Outbox, StringTransport, Overflows]:
+    transport = transport if transport is not None else StringTransport()
+    overflows = Overflows()
+    outbox = Outbox(transport, max_backlog, overflows)
+    transport.registerProducer(outbox, True)
+    return outbox, transport, overflows
+
+
+def short(text: bytes, sender: bytes = b"alice") -> Delivery:
+    return Delivery(sender, MessageBody.short(text))
+
+
+def spooled(spool: Spool, payload: bytes) -> Delivery:
+    body = MessageBody(True, spool, 100)
+    for i in range(0, len(payload), 999):
+        body.append(payload[i : i + 999])
+    body.finish()
+    assert not body.is_in_memory
+    return Delivery(b"bob", body)
+
+
+def wire(delivery: Delivery) -> bytes:
+    return delivery.head + delivery.body.read_wire(0, delivery.body.wire_size)
+
+
+def test_running_outbox_writes_through() -> None:
+    """While the transport is not paused, a delivery is written at once and nothing queues."""
+    outbox, transport, _ = make_outbox()
+    assert outbox.push(short(b"hi"))
+    assert transport.value() == b"FROM alice\n2\nhi"
+    assert outbox.backlog_bytes == 0
+
+
+def test_paused_outbox_queues_and_resumes_in_order() -> None:
+    """Deliveries pushed while paused wait, then go out in order on resume."""
+    outbox, transport, _ = make_outbox()
+    outbox.pauseProducing()
+    for text in (b"1", b"2", b"3"):
+        outbox.push(short(text))
+    assert transport.value() == b""
+    assert outbox.backlog_bytes == 3 * len(b"FROM alice\n1\n1")
+    outbox.resumeProducing()
+    assert transport.value() == b"FROM alice\n1\n1FROM alice\n1\n2FROM alice\n1\n3"
+    assert outbox.backlog_bytes == 0
+
+
+def test_delivery_after_resume_keeps_order_behind_queued_ones() -> None:
+    """A delivery pushed while others still wait goes after them, never before."""
+    outbox, transport, _ = make_outbox()
+    outbox.pauseProducing()
+    outbox.push(short(b"1"))
+    outbox._is_paused = False  # the transport resumed, but the queue is not drained yet
+    outbox.push(short(b"2"))
+    assert transport.value() == b"FROM alice\n1\n1FROM alice\n1\n2"
+
+
+def test_backlog_over_the_limit_gives_the_client_up() -> None:
+    """Past the backlog limit the outbox closes, reports the overflow once, refuses more."""
+    outbox, transport, overflows = make_outbox(max_backlog=100)
+    outbox.pauseProducing()
+    results = [outbox.push(short(b"x" * 50)) for _ in range(3)]
+    assert results == [True, False, False]
+    assert overflows.count == 1
+    assert outbox.backlog_bytes == 0
+    outbox.resumeProducing()
+    assert transport.value() == b""
+
+
+def test_spooled_body_is_streamed_in_pieces(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A spooled body goes out one piece per resume and arrives whole."""
+    spool = Spool(10**8, str(tmp_path))
+    delivery = spooled(spool, bytes(range(256)) * 1000)
+    expected = wire(delivery)
+    transport = FillingTransport()
+    outbox, _, _ = make_outbox(transport=transport)
+    outbox.pauseProducing()
+    outbox.push(delivery)
+    delivery.body.release()  # the receiver is done with it; the outbox holds it
+    assert spool.files_open == 1
+    resumes = 0
+    while outbox._queue is not None and resumes < 100:
+        outbox.resumeProducing()
+        resumes += 1
+    pieces = -(-delivery.body.wire_size // SPOOL_READ_BYTES)
+    assert resumes == pieces  # one piece per resume, the FROM line with the first
+    assert max(transport.write_sizes) == SPOOL_READ_BYTES
+    assert transport.value() == expected
+    assert spool.files_open == 0
+
+
+def test_spooled_body_counts_only_its_head_as_backlog(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Bytes that wait on disk are not memory backlog."""
+    spool = Spool(10**8, str(tmp_path))
+    delivery = spooled(spool, b"x" * 500_000)
+    outbox, _, overflows = make_outbox(max_backlog=1000)
+    outbox.pauseProducing()
+    assert outbox.push(delivery)
+    assert outbox.backlog_bytes == len(b"FROM bob\n") and overflows.count == 0
+
+
+def test_close_releases_queued_spool_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Closing the outbox (client gone) releases every queued body."""
+    spool = Spool(10**8, str(tmp_path))
+    delivery = spooled(spool, b"x" * 50_000)
+    outbox, _, _ = make_outbox()
+    outbox.pauseProducing()
+    outbox.push(delivery)
+    delivery.body.release()
+    outbox.stopProducing()
+    assert (spool.files_open, spool.bytes_in_use) == (0, 0)
+    assert not outbox.push(short(b"late"))
