@@ -23,13 +23,27 @@ from chatproto.message import Delivery
 #: Bytes read from a spool file per write to the transport.
 SPOOL_READ_BYTES = 64 * KIB
 
+#: Memory a queued delivery costs beyond its wire bytes (the Delivery, its
+#: body, their lists and bytes objects), counted into the backlog so that
+#: ``max_backlog_bytes`` bounds real memory: tracemalloc over a paused queue
+#: of 90-byte messages showed about 490 bytes each.
+QUEUED_DELIVERY_OVERHEAD_BYTES = 512
+
+
+def _memory_cost(delivery: Delivery) -> int:
+    """What a queued delivery holds in memory: its frames unless spooled, and overhead."""
+    body = delivery.body
+    held = delivery.size if body.is_in_memory else len(delivery.head)
+    return held + QUEUED_DELIVERY_OVERHEAD_BYTES
+
 
 @implementer(IPushProducer)
 class Outbox:
     """Deliveries on their way to one client, in order.
 
     Attributes:
-        backlog_bytes: bytes of queued deliveries held in memory.
+        backlog_bytes: memory held by queued deliveries (see
+            :data:`QUEUED_DELIVERY_OVERHEAD_BYTES`).
     """
 
     __slots__ = (
@@ -77,7 +91,7 @@ class Outbox:
             self._queue = deque()
         body.acquire()
         self._queue.append(delivery)
-        self.backlog_bytes += delivery.size if body.is_in_memory else len(delivery.head)
+        self.backlog_bytes += _memory_cost(delivery)
         if self.backlog_bytes > self._max_backlog_bytes:
             self.close()
             self._on_overflow()
@@ -94,7 +108,6 @@ class Outbox:
             body = delivery.body
             if body.is_in_memory:
                 transport.writeSequence(delivery.frames)
-                self.backlog_bytes -= delivery.size
             else:
                 if self._offset < 0:
                     transport.write(delivery.head)
@@ -105,7 +118,7 @@ class Outbox:
                 if piece and self._offset < body.wire_size:
                     continue
                 self._offset = -1
-                self.backlog_bytes -= len(delivery.head)
+            self.backlog_bytes -= _memory_cost(delivery)
             queue.popleft()
             body.release()
         if not queue:

@@ -13,7 +13,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -201,7 +201,13 @@ class Server:
     """
 
     def __init__(
-        self, launcher: str, ports: Sequence[int], command: Sequence[str], workdir: Path
+        self,
+        launcher: str,
+        ports: Sequence[int],
+        command: Sequence[str],
+        workdir: Path,
+        *,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.launcher = launcher
         self.ports = list(ports)
@@ -216,15 +222,27 @@ class Server:
                 stderr=err,
                 cwd=workdir,
                 env=server_env(),
+                preexec_fn=preexec_fn,
             )
 
     @classmethod
     def launch(
-        cls, launcher: str, ports: Sequence[int], extra: Sequence[str], workdir: Path
+        cls,
+        launcher: str,
+        ports: Sequence[int],
+        extra: Sequence[str],
+        workdir: Path,
+        *,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> "Server":
-        """Start the server with ``launcher`` on ``ports`` (see :func:`server_command`)."""
+        """Start the server with ``launcher`` on ``ports`` (see :func:`server_command`).
+
+        ``preexec_fn`` runs in the child before the server starts (e.g. to
+        lower a resource limit).
+        """
         pidfile = workdir / f"twistd-{ports[0]}.pid"
-        return cls(launcher, ports, server_command(launcher, ports, extra, pidfile), workdir)
+        command = server_command(launcher, ports, extra, pidfile)
+        return cls(launcher, ports, command, workdir, preexec_fn=preexec_fn)
 
     def wait_ready(self) -> None:
         """Wait until every port listens on TCP and UDP."""
@@ -350,6 +368,67 @@ class TcpClient:
         self.send(b"ME IS " + user + b"\n")
         self.expect(b"OK\n")
 
+    def recv_until(
+        self, suffix: bytes, max_bytes: int = 1 << 20, seconds: float = TIMEOUT_S
+    ) -> tuple[bytes, bool]:
+        """Receive until the data ends with ``suffix`` or the peer closes.
+
+        Returns:
+            ``(data, closed)``: everything up to and including the first
+            ``suffix`` and False; or, when the peer closes first (EOF or
+            reset), everything received and True. Fails after ``seconds``
+            or past ``max_bytes``.
+        """
+        deadline = Deadline(seconds)
+        for _ in range(max_bytes + 2):
+            end = self._buffer.find(suffix) if suffix else -1
+            if end >= 0:
+                size = end + len(suffix)
+                data = bytes(self._buffer[:size])
+                del self._buffer[:size]
+                return data, False
+            if len(self._buffer) > max_bytes:
+                break
+            if deadline.expired():
+                raise AssertionError(
+                    f"neither {suffix!r} nor a close within {seconds} s; "
+                    f"got {bytes(self._buffer)[:200]!r}"
+                )
+            self.sock.settimeout(deadline.remaining())
+            try:
+                data = self.sock.recv(1 << 20)
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                rest = bytes(self._buffer)
+                self._buffer.clear()
+                return rest, True
+            self._buffer += data
+        raise AssertionError(f"more than {max_bytes} bytes: {bytes(self._buffer)[:200]!r}")
+
+    def recv_until_closed(self, max_bytes: int = 1 << 20, seconds: float = TIMEOUT_S) -> bytes:
+        """Return every byte still to come before the peer closes (EOF or reset).
+
+        Fails if the connection is still open after ``seconds`` or more than
+        ``max_bytes`` arrive first.
+        """
+        data, closed = self.recv_until(b"", max_bytes, seconds)
+        assert closed
+        return data
+
+    @classmethod
+    def with_receive_buffer(cls, port: int, size: int) -> "TcpClient":
+        """Connect with SO_RCVBUF set to ``size`` before the connect (a small TCP window)."""
+        client = cls.__new__(cls)
+        client.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        client.sock.settimeout(TIMEOUT_S)
+        client.sock.connect((HOST, port))
+        client._buffer = bytearray()
+        return client
+
     def recv_delivery(self) -> tuple[bytes, bytes, bool]:
         """Read one delivery; return (sender, body, chunked)."""
         line = self.recv_line()
@@ -398,3 +477,71 @@ class UdpClient:
         """Assert the next datagram is exactly ``expected``, from the server's port."""
         data, source = self.recv(seconds)
         assert (data, source) == (expected, self.server)
+
+
+#: ``tcpi_state`` of an established connection (linux/tcp_states.h).
+TCP_ESTABLISHED = 1
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """Return the kernel's TCP state of ``sock`` (Linux TCP_INFO), without reading from it."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def login_when_free(
+    client: TcpClient, user: bytes, attempts: int = 500, seconds: float = TIMEOUT_S
+) -> None:
+    """Send ``ME IS user`` until ``OK`` (bounded): a closed user's id is freed asynchronously."""
+    deadline = Deadline(seconds)
+    for attempt in range(attempts):
+        client.send(b"ME IS " + user + b"\n")
+        reply = client.recv_line()
+        if reply == b"OK\n":
+            return
+        assert reply == b"ERROR\n"
+        if deadline.expired():
+            break
+        time.sleep(min(0.001 * (attempt + 1), 0.05))
+    raise AssertionError(f"{user!r} still taken after {attempts} attempts / {seconds} s")
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """Return ``VmRSS`` and ``VmHWM`` (peak RSS) of process ``pid``, in KiB."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0])
+    return fields
+
+
+def open_fd_count(pid: int) -> int:
+    """Return how many file descriptors process ``pid`` has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def fd_targets(pid: int) -> list[str]:
+    """Return what each open descriptor of ``pid`` points to (vanished ones are skipped)."""
+    targets: list[str] = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:
+            continue
+    return targets
+
+
+def server_receive_queue(server_port: int, client: socket.socket) -> int:
+    """Return the bytes the server's end of ``client``'s connection has received but not read.
+
+    Read from ``/proc/net/tcp`` (rx_queue), so it shows how far the server
+    has consumed a client's input without asking the server.
+    """
+    host_hex = socket.inet_aton(HOST)[::-1].hex().upper()  # /proc shows it little-endian
+    local = f"{host_hex}:{server_port:04X}"
+    remote = f"{host_hex}:{client.getsockname()[1]:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local and fields[2] == remote:
+            return int(fields[4].split(":")[1], 16)
+    raise AssertionError(f"no server socket {local} for {remote} in /proc/net/tcp")

@@ -3,7 +3,7 @@
 from twisted.internet.testing import StringTransport
 
 from chatproto.message import Delivery, MessageBody
-from chatproto.outbox import SPOOL_READ_BYTES, Outbox
+from chatproto.outbox import QUEUED_DELIVERY_OVERHEAD_BYTES, SPOOL_READ_BYTES, Outbox
 from chatproto.spool import Spool
 
 
@@ -70,7 +70,7 @@ def test_paused_outbox_queues_and_resumes_in_order() -> None:
     for text in (b"1", b"2", b"3"):
         outbox.push(short(text))
     assert transport.value() == b""
-    assert outbox.backlog_bytes == 3 * len(b"FROM alice\n1\n1")
+    assert outbox.backlog_bytes == 3 * (len(b"FROM alice\n1\n1") + QUEUED_DELIVERY_OVERHEAD_BYTES)
     outbox.resumeProducing()
     assert transport.value() == b"FROM alice\n1\n1FROM alice\n1\n2FROM alice\n1\n3"
     assert outbox.backlog_bytes == 0
@@ -88,7 +88,8 @@ def test_delivery_after_resume_keeps_order_behind_queued_ones() -> None:
 
 def test_backlog_over_the_limit_gives_the_client_up() -> None:
     """Past the backlog limit the outbox closes, reports the overflow once, refuses more."""
-    outbox, transport, overflows = make_outbox(max_backlog=100)
+    cost = len(b"FROM alice\n50\n") + 50 + QUEUED_DELIVERY_OVERHEAD_BYTES
+    outbox, transport, overflows = make_outbox(max_backlog=cost + cost // 2)
     outbox.pauseProducing()
     results = [outbox.push(short(b"x" * 50)) for _ in range(3)]
     assert results == [True, False, False]
@@ -121,13 +122,14 @@ def test_spooled_body_is_streamed_in_pieces(tmp_path) -> None:  # type: ignore[n
 
 
 def test_spooled_body_counts_only_its_head_as_backlog(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Bytes that wait on disk are not memory backlog."""
+    """Bytes that wait on disk are not memory backlog: only the FROM line and overhead count."""
     spool = Spool(10**8, str(tmp_path))
     delivery = spooled(spool, b"x" * 500_000)
     outbox, _, overflows = make_outbox(max_backlog=1000)
     outbox.pauseProducing()
     assert outbox.push(delivery)
-    assert outbox.backlog_bytes == len(b"FROM bob\n") and overflows.count == 0
+    assert outbox.backlog_bytes == len(b"FROM bob\n") + QUEUED_DELIVERY_OVERHEAD_BYTES
+    assert overflows.count == 0
 
 
 def test_close_releases_queued_spool_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
