@@ -12,8 +12,23 @@ setup(
     packages=["chatproto", "twisted.plugins"],
     install_requires=["twisted>=23.10", "zope.interface"],
     extras_require={
-        "test": ["pytest>=7", "pytest-twisted>=1.14", "hypothesis>=6", "setuptools>=70.1"],
+        "metrics": ["prometheus_client>=0.17"],
+        "tls": ["twisted[tls]"],
+        "test": [
+            "pytest>=7",
+            "pytest-twisted>=1.14",
+            "hypothesis>=6",
+            "setuptools>=70.1",
+            "prometheus_client>=0.17",
+            "twisted[tls]",
+            "cryptography",
+        ],
         "dev": ["ruff"],
     },
-    entry_points={"console_scripts": ["chat_server = chatproto.cli:run"]},
+    entry_points={
+        "console_scripts": [
+            "chat_server = chatproto.cli:run",
+            "chat_client = chatproto.client:run",
+        ]
+    },
 )

@@ -1,0 +1,462 @@
+"""Tests of the client's sans-I/O decoder of server frames (PROTOCOL.md §2, §4): bytes only."""
+
+import typing
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatproto import client_codec
+from chatproto.client_codec import (
+    ClientDecoder,
+    DeliveryData,
+    DeliveryEnd,
+    DeliveryStart,
+    ErrorReply,
+    Malformed,
+    OkReply,
+    ServerEvent,
+    decode_server_datagram,
+)
+from chatproto.codec import (
+    ERROR,
+    OK,
+    encode_chunked_body,
+    encode_from,
+    encode_short_body,
+)
+from chatproto.events import NEED_DATA
+from chatproto.limits import Limits
+
+DEFAULT = Limits()
+SMALL = Limits(max_line_bytes=16, max_message_bytes=1000)
+#: Bytes of a next frame, appended to every input (helper way (d)).
+TRAILER = b"OK\n"
+TRAILER_EVENT = OkReply()
+
+#: Stand-ins for a ``Malformed`` in expected event lists: the reason is for logs only.
+SKIPPED = "non-fatal Malformed"
+FATAL = "fatal Malformed"
+
+#: Every event type ``chatproto.client_codec`` defines.
+EVENT_TYPES = typing.get_args(client_codec.ServerEvent)
+
+
+# -- helpers ----------------------------------------------------------------
+
+
+def _drain(decoder: ClientDecoder, events: list[ServerEvent]) -> None:
+    """Append events until ``NEED_DATA``; after a fatal one, check it repeats and stop."""
+    while True:
+        if events and isinstance(events[-1], Malformed) and events[-1].fatal:
+            assert decoder.next_event() == events[-1]
+            return
+        event = decoder.next_event()
+        if event is NEED_DATA:
+            return
+        events.append(event)
+
+
+def _feed_pieces(
+    pieces: list[bytes], limits: Limits, eof: bool = False
+) -> tuple[list[ServerEvent], ClientDecoder]:
+    """Feed ``pieces`` to a fresh decoder, draining after each; return events and decoder."""
+    decoder = ClientDecoder(limits)
+    events: list[ServerEvent] = []
+    for piece in pieces:
+        decoder.feed(piece)
+        _drain(decoder, events)
+    if eof:
+        decoder.eof()
+        _drain(decoder, events)
+    return events, decoder
+
+
+def _is_fatal(events: list[ServerEvent]) -> bool:
+    return bool(events) and isinstance(events[-1], Malformed) and events[-1].fatal
+
+
+def decode_all_ways(data: bytes, limits: Limits = DEFAULT, eof: bool = False) -> list[ServerEvent]:
+    """Decode ``data`` whole, byte by byte, split at every index and with a trailer.
+
+    All ways must give identical event lists, with no merging of
+    ``DeliveryData``: each is exactly one chunk or a whole short body.
+    """
+    expected, _ = _feed_pieces([data], limits, eof)
+    by_byte, _ = _feed_pieces([data[i : i + 1] for i in range(len(data))], limits, eof)
+    assert by_byte == expected, "byte by byte"
+    for i in range(len(data) + 1):
+        split, _ = _feed_pieces([data[:i], data[i:]], limits, eof)
+        assert split == expected, f"split at {i}"
+    base, decoder = _feed_pieces([data], limits)
+    longer, _ = _feed_pieces([data + TRAILER], limits)
+    assert longer[: len(base)] == base, "with a next frame appended"
+    at_boundary = not decoder.is_mid_delivery and decoder.buffered_bytes == 0
+    if at_boundary and not _is_fatal(base):
+        assert longer == [*base, TRAILER_EVENT], "the next frame parses after the input"
+    assert all(event.data for event in expected if isinstance(event, DeliveryData))
+    return expected
+
+
+def decode_kinds(data: bytes, limits: Limits = DEFAULT, eof: bool = False) -> list[object]:
+    """Decode ``data`` every way and replace each ``Malformed`` by ``SKIPPED`` or ``FATAL``."""
+    return [
+        (FATAL if event.fatal else SKIPPED) if isinstance(event, Malformed) else event
+        for event in decode_all_ways(data, limits, eof)
+    ]
+
+
+def _delivery(sender: bytes, *pieces: bytes, chunked: bool = False) -> list[ServerEvent]:
+    """The events of one whole delivery."""
+    return [DeliveryStart(sender, chunked), *map(DeliveryData, pieces), DeliveryEnd()]
+
+
+# -- replies (PROTOCOL §2) ----------------------------------------------------
+
+
+def test_ok_is_an_ok_reply() -> None:
+    """``OK\\n`` gives ``OkReply``."""
+    assert decode_kinds(OK) == [OkReply()]
+
+
+def test_error_is_an_error_reply() -> None:
+    """``ERROR\\n`` gives ``ErrorReply``."""
+    assert decode_kinds(ERROR) == [ErrorReply()]
+
+
+def test_reply_with_crlf_is_accepted() -> None:
+    """A ``\\r`` before a reply's ``\\n`` is tolerated."""
+    assert decode_kinds(b"OK\r\nERROR\r\n") == [OkReply(), ErrorReply()]
+
+
+def test_blank_lines_between_frames_are_ignored() -> None:
+    """Blank lines between frames give no events."""
+    assert decode_kinds(b"\n\r\nOK\n\nERROR\n") == [OkReply(), ErrorReply()]
+
+
+def test_reply_without_newline_waits_for_more_data() -> None:
+    """Without end of input, ``OK`` lacking its ``\\n`` is not reported yet."""
+    assert decode_kinds(b"OK") == []
+
+
+def test_reply_without_newline_at_eof_is_accepted() -> None:
+    """``OK`` followed by end of input gives ``OkReply``."""
+    assert decode_kinds(b"OK", eof=True) == [OkReply()]
+
+
+@pytest.mark.parametrize("line", [b"ok", b"OKAY", b"ERR", b"HELLO", b"\xff\x00"])
+def test_unknown_line_is_skipped_and_parsing_resumes(line: bytes) -> None:
+    """A line that is no reply and no ``FROM`` is reported non-fatally and skipped."""
+    assert decode_kinds(line + b"\nOK\n") == [SKIPPED, OkReply()]
+
+
+def test_unknown_line_is_reported_with_its_bytes() -> None:
+    """The skipped line is carried by the event, for the log."""
+    events, _ = _feed_pieces([b"HELLO\n"], DEFAULT)
+    assert events == [Malformed("unknown line", False, b"HELLO")]
+
+
+# -- deliveries (PROTOCOL §4) ---------------------------------------------------
+
+
+def test_short_delivery() -> None:
+    """``FROM alice`` with a short body gives start, the body and end."""
+    assert decode_kinds(b"FROM alice\n9\nYou suck!") == _delivery(b"alice", b"You suck!")
+
+
+def test_empty_short_delivery_has_no_data() -> None:
+    """A short body of length 0 gives start and end only."""
+    assert decode_kinds(b"FROM alice\n0\n") == _delivery(b"alice")
+
+
+def test_short_length_with_leading_zero_is_accepted() -> None:
+    """``09`` is a length of nine."""
+    assert decode_kinds(b"FROM a\n09\nYou suck!") == _delivery(b"a", b"You suck!")
+
+
+def test_short_delivery_of_99_bytes() -> None:
+    """The largest short body arrives as one piece."""
+    body = bytes(range(99))
+    assert decode_kinds(b"FROM a\n99\n" + body) == _delivery(b"a", body)
+
+
+def test_body_is_binary() -> None:
+    """Newlines, NUL and high bytes in a body are data, even when they look like frames."""
+    body = b"\nOK\n\x00\xff"
+    assert decode_kinds(b"FROM a\n6\n" + body) == _delivery(b"a", body)
+
+
+def test_next_frame_starts_right_after_the_body() -> None:
+    """There is no newline after a body: the next frame follows at once."""
+    assert decode_kinds(b"FROM a\n2\nhiFROM b\n2\nyo") == [
+        *_delivery(b"a", b"hi"),
+        *_delivery(b"b", b"yo"),
+    ]
+
+
+def test_chunked_delivery_gives_one_piece_per_chunk() -> None:
+    """Chunks of varying sizes stream out one ``DeliveryData`` each."""
+    first, second = b"x" * 999, b"yz"
+    data = b"FROM bob\nC999\n" + first + b"C2\n" + second + b"C0\n"
+    assert decode_kinds(data) == _delivery(b"bob", first, second, chunked=True)
+
+
+@pytest.mark.parametrize("end", [b"C0", b"C00", b"C000"])
+def test_zero_chunk_with_any_zeros_ends_the_delivery(end: bytes) -> None:
+    """``C0``, ``C00`` and ``C000`` all end a chunked body."""
+    assert decode_kinds(b"FROM a\nC1\nx" + end + b"\n") == _delivery(b"a", b"x", chunked=True)
+
+
+def test_empty_chunked_delivery() -> None:
+    """``C0`` at once is a complete, empty chunked delivery."""
+    assert decode_kinds(b"FROM a\nC0\n") == _delivery(b"a", chunked=True)
+
+
+def test_blank_lines_between_chunk_frames_are_ignored() -> None:
+    """Blank lines before a length line or chunk header are skipped."""
+    data = b"FROM a\n\nC1\nx\r\nC0\n"
+    assert decode_kinds(data) == _delivery(b"a", b"x", chunked=True)
+
+
+def test_sender_may_use_every_printable_byte() -> None:
+    """A ``FROM`` line names any valid userid, slashes and dots included."""
+    assert decode_kinds(b"FROM ../x\\y\n1\n!") == _delivery(b"../x\\y", b"!")
+
+
+def test_mid_delivery_flag_follows_the_frame() -> None:
+    """``is_mid_delivery`` is true from the ``FROM`` line until the body's end."""
+    decoder = ClientDecoder()
+    decoder.feed(b"FROM a\nC1\n")
+    assert decoder.next_event() == DeliveryStart(b"a", True)
+    assert decoder.is_mid_delivery
+    decoder.feed(b"xC0\n")
+    assert decoder.next_event() == DeliveryData(b"x")
+    assert decoder.next_event() == DeliveryEnd()
+    assert not decoder.is_mid_delivery
+
+
+# -- framing errors -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sender", [b"", b"a b", b"a\x00", b"u" * 33])
+def test_from_with_invalid_sender_is_fatal(sender: bytes) -> None:
+    """A ``FROM`` line without a valid userid cannot be skipped: its body would follow."""
+    assert decode_kinds(b"FROM " + sender + b"\n1\nx") == [FATAL]
+
+
+@pytest.mark.parametrize("line", [b"100", b"-1", b"x", b"C1000", b"C-1", b"C 1", b"9 "])
+def test_bad_length_line_is_fatal(line: bytes) -> None:
+    """A first length line that is neither 0..99 nor a chunk header is fatal."""
+    assert decode_kinds(b"FROM a\n" + line + b"\n") == [FATAL]
+
+
+@pytest.mark.parametrize("line", [b"5", b"C1000", b"Cx", b"OK"])
+def test_bad_chunk_header_after_a_chunk_is_fatal(line: bytes) -> None:
+    """After a chunk only another chunk header may follow."""
+    assert decode_kinds(b"FROM a\nC1\nx" + line + b"\n") == [
+        DeliveryStart(b"a", True),
+        DeliveryData(b"x"),
+        FATAL,
+    ]
+
+
+def test_short_body_over_the_limit_is_fatal_at_its_length_line() -> None:
+    """A short body larger than ``max_message_bytes`` is refused before its bytes arrive."""
+    limits = Limits(max_message_bytes=5)
+    assert decode_kinds(b"FROM a\n6\n", limits) == [FATAL]
+
+
+def test_body_of_exactly_the_limit_is_accepted() -> None:
+    """A chunked body of exactly ``max_message_bytes`` is accepted."""
+    limits = Limits(max_message_bytes=5)
+    data = b"FROM a\nC3\nabcC2\ndeC0\n"
+    assert decode_kinds(data, limits) == _delivery(b"a", b"abc", b"de", chunked=True)
+
+
+def test_chunked_body_over_the_limit_is_fatal_at_the_chunk_header() -> None:
+    """The chunk that would pass the limit is refused at its header."""
+    limits = Limits(max_message_bytes=5)
+    assert decode_kinds(b"FROM a\nC3\nabcC3\ndef", limits) == [
+        DeliveryStart(b"a", True),
+        DeliveryData(b"abc"),
+        FATAL,
+    ]
+
+
+def test_default_limit_is_the_servers_64_mib() -> None:
+    """Without limits, a body may reach 64 MiB and the chunk that passes it is fatal."""
+    decoder = ClientDecoder()
+    decoder.feed(b"FROM a\n")
+    frame = b"C999\n" + b"x" * 999
+    full_chunks, rest = divmod(64 * 1024 * 1024, 999)
+    for _ in range(full_chunks):
+        decoder.feed(frame)
+        while decoder.next_event() is not NEED_DATA:
+            pass
+    decoder.feed(b"C%d\n" % rest + b"x" * rest + b"C1\n")
+    events: list[ServerEvent] = []
+    _drain(decoder, events)
+    assert events == [DeliveryData(b"x" * rest), Malformed("message too large", True, b"C1")]
+
+
+def test_line_over_the_limit_is_fatal_without_its_newline() -> None:
+    """A line longer than ``max_line_bytes`` is fatal before its end arrives."""
+    assert decode_kinds(b"X" * 18, SMALL) == [FATAL]
+
+
+def test_line_of_exactly_the_limit_is_accepted() -> None:
+    """A line of exactly ``max_line_bytes`` is read (here: an unknown one, skipped)."""
+    assert decode_kinds(b"X" * 16 + b"\nOK\n", SMALL) == [SKIPPED, OkReply()]
+
+
+def test_fatal_error_repeats_for_ever_and_ignores_new_bytes() -> None:
+    """After a fatal event, every call returns it again, whatever is fed."""
+    decoder = ClientDecoder()
+    decoder.feed(b"FROM a\nzz\n")
+    failure = decoder.next_event()
+    assert failure == Malformed("bad length line", True, b"zz")
+    decoder.feed(b"OK\n")
+    assert [decoder.next_event() for _ in range(3)] == [failure] * 3
+
+
+def test_fatal_error_releases_the_buffer() -> None:
+    """A fatal event drops what was buffered."""
+    decoder = ClientDecoder()
+    decoder.feed(b"FROM a\nzz\n" + b"x" * 500)
+    decoder.next_event()
+    assert decoder.buffered_bytes == 0
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"FROM a", b"FROM a\n", b"FROM a\n5\nab", b"FROM a\nC3\nab", b"FROM a\nC3\nabc"],
+    ids=["from-line", "before-length", "short-body", "in-chunk", "before-end"],
+)
+def test_eof_mid_delivery_is_fatal(data: bytes) -> None:
+    """End of input inside a delivery is a fatal ``eof mid-message``."""
+    events, _ = _feed_pieces([data], DEFAULT, eof=True)
+    assert events[-1] == Malformed("eof mid-message", True)
+
+
+def test_eof_at_frame_boundary_adds_nothing() -> None:
+    """End of input after a complete frame gives no more events."""
+    assert decode_kinds(b"FROM a\n1\nx", eof=True) == _delivery(b"a", b"x")
+
+
+def test_feed_after_eof_is_a_caller_error() -> None:
+    """Feeding after ``eof()`` raises ``RuntimeError``."""
+    decoder = ClientDecoder()
+    decoder.eof()
+    with pytest.raises(RuntimeError):
+        decoder.feed(b"OK\n")
+
+
+# -- datagrams (PROTOCOL §6) --------------------------------------------------
+
+
+def test_datagram_reply() -> None:
+    """A datagram ``OK\\n`` is one ``OkReply``."""
+    assert decode_server_datagram(b"OK\n") == [OkReply()]
+
+
+def test_datagram_delivery() -> None:
+    """A datagram holds one whole short delivery."""
+    assert decode_server_datagram(b"FROM alice\n9\nYou suck!") == _delivery(b"alice", b"You suck!")
+
+
+def test_truncated_datagram_ends_with_a_fatal_event() -> None:
+    """A datagram that stops inside its body ends with ``eof mid-message``."""
+    assert decode_server_datagram(b"FROM a\n5\nab") == [
+        DeliveryStart(b"a", False),
+        Malformed("eof mid-message", True),
+    ]
+
+
+# -- property tests -------------------------------------------------------------
+
+_userids = st.binary(min_size=1, max_size=32).map(
+    lambda raw: bytes(0x21 + byte % 94 for byte in raw)
+)
+
+
+@st.composite
+def _frames(draw: st.DrawFn) -> tuple[bytes, list[ServerEvent]]:
+    """One random valid server frame, built with the server's encoders."""
+    kind = draw(st.sampled_from(["ok", "error", "short", "chunked"]))
+    if kind == "ok":
+        return OK, [OkReply()]
+    if kind == "error":
+        return ERROR, [ErrorReply()]
+    sender = draw(_userids)
+    if kind == "short":
+        body = draw(st.binary(max_size=99))
+        frames = [encode_from(sender), *encode_short_body(body)]
+        return b"".join(frames), _delivery(sender, *([body] if body else []))
+    sizes = draw(st.lists(st.integers(1, 999), max_size=3))
+    chunks = [draw(st.binary(min_size=size, max_size=size)) for size in sizes]
+    frames = [encode_from(sender), *encode_chunked_body(chunks)]
+    return b"".join(frames), _delivery(sender, *chunks, chunked=True)
+
+
+_streams = st.lists(_frames(), max_size=5).map(
+    lambda frames: (
+        b"".join(data for data, _ in frames),
+        [event for _, events in frames for event in events],
+    )
+)
+
+
+@settings(max_examples=150)
+@given(_streams)
+def test_property_server_frames_decode_to_what_they_encode(
+    stream: tuple[bytes, list[ServerEvent]],
+) -> None:
+    """Frames built with ``encode_from`` and the body encoders decode back to their events."""
+    data, expected = stream
+    events, decoder = _feed_pieces([data], DEFAULT, eof=True)
+    assert events == expected
+    assert decoder.buffered_bytes == 0
+
+
+@settings(max_examples=150)
+@given(_streams, st.data())
+def test_property_random_split_points_give_identical_events(
+    stream: tuple[bytes, list[ServerEvent]], data: st.DataObject
+) -> None:
+    """Server frames fed in pieces cut at random points decode to the same events."""
+    raw, expected = stream
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=12)))
+    pieces = [raw[i:j] for i, j in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    events, _ = _feed_pieces(pieces, DEFAULT, eof=True)
+    assert events == expected
+
+
+_FRAGMENTS = [b"FROM a\n", b"FROM \n", b"OK\n", b"ERROR\n", b"C999\n", b"C5\n", b"C0\n"]
+_noise = st.lists(
+    st.one_of(
+        st.sampled_from(_FRAGMENTS),
+        st.sampled_from([b"\n", b"\r\n", b"99\n", b"0\n", b"C", b" "]),
+        st.integers(0, 10**30).map(lambda n: str(n).encode() + b"\n"),
+        st.binary(max_size=8),
+        st.binary(min_size=1, max_size=1100),
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+@settings(max_examples=200)
+@given(st.one_of(st.binary(max_size=3000), _noise), st.data())
+def test_property_arbitrary_bytes_never_break_the_decoder(raw: bytes, data: st.DataObject) -> None:
+    """Any bytes, cut anywhere, never raise, give only known events and keep the buffer bounded."""
+    limits = Limits(max_line_bytes=64, max_message_bytes=4096)
+    bound = limits.max_line_bytes + 2 + 999
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=6)))
+    decoder = ClientDecoder(limits)
+    events: list[ServerEvent] = []
+    for i, j in zip([0, *cuts], [*cuts, len(raw)], strict=True):
+        decoder.feed(raw[i:j])
+        _drain(decoder, events)
+        assert decoder.buffered_bytes <= bound
+    decoder.eof()
+    _drain(decoder, events)
+    assert all(isinstance(event, EVENT_TYPES) for event in events)
