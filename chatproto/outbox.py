@@ -13,12 +13,13 @@ recipient that stops reading cannot make the server grow or slow anyone down.
 from collections import deque
 from collections.abc import Callable
 
-from twisted.internet.interfaces import IPushProducer, ITransport
+from twisted.internet.interfaces import IPushProducer, IReactorTime, ITransport
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatproto.limits import KIB
 from chatproto.message import Delivery
+from chatproto.stats import LatencyHistogram
 
 #: Bytes read from a spool file per write to the transport.
 SPOOL_READ_BYTES = 64 * KIB
@@ -55,6 +56,8 @@ class Outbox:
         "_offset",
         "_is_paused",
         "_is_closed",
+        "_clock",
+        "_latency",
     )
 
     log = Logger()
@@ -64,12 +67,17 @@ class Outbox:
         transport: ITransport,
         max_backlog_bytes: int,
         on_overflow: Callable[[], None],
+        clock: IReactorTime,
+        latency: LatencyHistogram,
     ) -> None:
         self.backlog_bytes = 0
+        self._clock = clock
+        self._latency = latency
         self._transport = transport
         self._max_backlog_bytes = max_backlog_bytes
         self._on_overflow = on_overflow
-        self._queue: deque[Delivery] | None = None  # made when first needed
+        # (delivery, time queued), made when first needed
+        self._queue: deque[tuple[Delivery, float]] | None = None
         self._offset = -1  # of the head delivery's body; -1: FROM line not yet written
         self._is_paused = False
         self._is_closed = False
@@ -86,11 +94,12 @@ class Outbox:
         body = delivery.body
         if self._queue is None and not self._is_paused and body.is_in_memory:
             self._transport.writeSequence(delivery.frames)  # the common case
+            self._latency.counts[0] += 1  # handed over at once
             return True
         if self._queue is None:
             self._queue = deque()
         body.acquire()
-        self._queue.append(delivery)
+        self._queue.append((delivery, self._clock.seconds()))
         self.backlog_bytes += _memory_cost(delivery)
         if self.backlog_bytes > self._max_backlog_bytes:
             self.close()
@@ -104,7 +113,7 @@ class Outbox:
         queue = self._queue
         transport = self._transport
         while queue and not self._is_paused and not self._is_closed:
-            delivery = queue[0]
+            delivery, queued_at = queue[0]
             body = delivery.body
             if body.is_in_memory:
                 transport.writeSequence(delivery.frames)
@@ -121,6 +130,7 @@ class Outbox:
             self.backlog_bytes -= _memory_cost(delivery)
             queue.popleft()
             body.release()
+            self._latency.observe(self._clock.seconds() - queued_at)
         if not queue:
             self._queue = None
 
@@ -129,7 +139,7 @@ class Outbox:
         self._is_closed = True
         queue, self._queue = self._queue, None
         self.backlog_bytes = 0
-        for delivery in queue or ():
+        for delivery, _ in queue or ():
             delivery.body.release()
 
     # -- IPushProducer, called by the transport --------------------------------

@@ -47,13 +47,18 @@ class ChatProtocol(Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         service = self.factory.service
         self.factory.connections += 1
-        self.peer = self.transport.getPeer().host
+        # A UNIX socket peer has no host (and usually no name).
+        self.peer = getattr(self.transport.getPeer(), "host", None) or "unix"
         self._decoder = Decoder(service.limits)
         self._session = ClientSession(service, self)
         # PROTOCOL §7: deliveries wait in the outbox while the client is not
         # reading, up to a backlog limit.
         self._outbox = Outbox(
-            self.transport, service.limits.max_backlog_bytes, self._on_backlog_overflow
+            self.transport,
+            service.limits.max_backlog_bytes,
+            self._on_backlog_overflow,
+            service.clock,
+            service.stats.delivery_latency,
         )
         self.transport.registerProducer(self._outbox, True)
         # PROTOCOL §7: a connection that never logs in is closed.
@@ -115,6 +120,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
     def _on_backlog_overflow(self) -> None:
         """The client stopped reading and its backlog passed the limit: give up on it."""
         service = self.factory.service
+        service.stats.slow_consumers += 1
         self.log.info(
             "disconnecting slow consumer {user!r} ({peer}): backlog over {limit} bytes",
             user=self.name,
@@ -153,6 +159,7 @@ class ChatFactory(Factory):
 
     protocol = ChatProtocol
     noisy = False
+    log = Logger()
 
     def __init__(self, service: ChatService) -> None:
         self.service = service
@@ -162,5 +169,7 @@ class ChatFactory(Factory):
         # PROTOCOL §7: past the limit a new connection is closed at once
         # (returning None makes Twisted close it); nobody else notices.
         if self.connections >= self.service.limits.max_connections:
+            self.service.stats.connections_refused += 1
+            self.log.info("connection limit reached: {peer} refused", peer=addr)
             return None
         return super().buildProtocol(addr)

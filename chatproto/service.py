@@ -19,6 +19,7 @@ from chatproto.limits import Limits
 from chatproto.message import Delivery, MessageBody
 from chatproto.routing import IRecipient, IRouter, LocalRouter
 from chatproto.spool import Spool
+from chatproto.stats import Stats
 
 #: What the server says "from" a recent sender after every third delivery
 #: (PROTOCOL §5). The brief's three come first.
@@ -53,6 +54,7 @@ class ChatService(service.Service):
         is_verbose: whether ``-v`` traffic lines are emitted.
         random_messages: whether the random-message rule is on (PROTOCOL §5).
         spool: where big message bodies are kept while in transit.
+        stats: counters of what the server did (read by ``chatproto.metrics``).
     """
 
     log = Logger()
@@ -81,6 +83,7 @@ class ChatService(service.Service):
         self.random_messages = random_messages
         self._canned_lines = tuple(canned_lines)
         self.spool = Spool(self.limits.max_spool_bytes, spool_directory)
+        self.stats = Stats()
         # Senders of the deliveries each client got since its last random message.
         self._recent_senders: dict[IRecipient, list[bytes]] = {}
         # UDP sessions by last activity, oldest first (dicts keep insertion order).
@@ -92,6 +95,11 @@ class ChatService(service.Service):
 
     def startService(self) -> None:
         super().startService()
+        self.log.info(
+            "chat service started (random messages {random}, verbose {verbose})",
+            random="on" if self.random_messages else "off",
+            verbose="on" if self.is_verbose else "off",
+        )
         done = self._sweep.start(self.limits.udp_sweep_interval_s, now=False)
         done.addErrback(lambda failure: self.log.failure("UDP expiry sweep stopped", failure))
 
@@ -111,11 +119,18 @@ class ChatService(service.Service):
         already ``max_udp_sessions`` of them (PROTOCOL §7).
         """
         if client.expires_when_idle and len(self._last_seen) >= self.limits.max_udp_sessions:
+            self.log.info("UDP session limit reached: {user!r} refused", user=user)
             return False
         if not self._router.register(user, client):
             return False
         if client.expires_when_idle:
             self.touch(client)
+        self.log.info(
+            "{user!r} logged in from {peer} over {transport}",
+            user=user,
+            peer=client.peer,
+            transport="UDP" if client.expires_when_idle else "TCP",
+        )
         return True
 
     def new_body(self, is_chunked: bool) -> MessageBody:
@@ -124,8 +139,9 @@ class ChatService(service.Service):
 
     def logout(self, client: IRecipient) -> None:
         """Release ``client``'s userid and forget its counters. Safe to repeat."""
-        if client.name is not None:
+        if client.name is not None and self._router.lookup(client.name) is client:
             self._router.unregister(client.name, client)
+            self.log.info("{user!r} logged out", user=client.name)
         self._recent_senders.pop(client, None)
         self._last_seen.pop(client, None)
 
@@ -137,6 +153,11 @@ class ChatService(service.Service):
     def user_count(self) -> int:
         """How many users are logged in."""
         return len(self._router)
+
+    def users_by_transport(self) -> dict[str, int]:
+        """How many users are logged in over TCP and over UDP."""
+        udp = len(self._last_seen)
+        return {"tcp": len(self._router) - udp, "udp": udp}
 
     def touch(self, client: IRecipient) -> None:
         """Note activity from a UDP session, restarting its expiry (PROTOCOL §6)."""
@@ -169,15 +190,23 @@ class ChatService(service.Service):
         Recipients that are not online are skipped silently.
         """
         assert sender.name is not None
+        framing = "chunked" if body.is_chunked else "short"
+        stats = self.stats
+        stats.messages_in["send" if recipients else "broadcast", framing] += 1
+        stats.body_bytes_in += body.size
         delivery = Delivery(sender.name, body)
         if recipients is None:
             targets = list(self._router.everyone())
         else:
             lookup = self._router.lookup
             targets = [found for name in recipients if (found := lookup(name)) is not None]
+        delivered = 0
         for recipient in targets:
             if self._deliver(recipient, delivery, verbose.SENT):
+                delivered += 1
                 self._count_delivery(recipient, sender.name)
+        stats.deliveries_out[framing] += delivered
+        stats.bytes_out += delivered * delivery.size
 
     def _deliver(self, recipient: IRecipient, delivery: Delivery, direction: str) -> bool:
         """Hand one delivery to one recipient; a failure there touches no one else."""
@@ -204,11 +233,9 @@ class ChatService(service.Service):
             return
         del self._recent_senders[recipient]
         text = self._rng.choice(self._canned_lines)
-        self._deliver(
-            recipient,
-            Delivery(self._rng.choice(senders), MessageBody.short(text)),
-            verbose.SENT_RANDOMLY,
-        )
+        delivery = Delivery(self._rng.choice(senders), MessageBody.short(text))
+        if self._deliver(recipient, delivery, verbose.SENT_RANDOMLY):
+            self.stats.random_messages += 1
 
     def _disconnect(self, client: IRecipient, reason: str) -> None:
         try:

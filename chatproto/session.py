@@ -47,9 +47,12 @@ class ClientSession:
         if self._service.is_verbose:
             self._service.show(verbose.RECEIVED, client, [encode_login(event.user)])
         # PROTOCOL §2: a second ME IS, or a userid in use, is refused.
-        accepted = client.name is None and self._service.login(client, event.user)
-        self._reply(OK if accepted else ERROR)
-        if accepted:
+        if client.name is not None:
+            self._refuse("already logged in")
+        elif not self._service.login(client, event.user):
+            self._refuse("userid taken")
+        else:
+            self._reply(OK)
             client.name = event.user
 
     def _on_message_start(self, event: MessageStart) -> None:
@@ -66,10 +69,10 @@ class ClientSession:
         self._show_message(message, body)
         try:
             if self.client.name is None:  # PROTOCOL §2: nothing but ME IS before login
-                self._reply(ERROR)
+                self._refuse("not logged in")
             elif body.error is not None:  # PROTOCOL §7: no spool room for it
                 self._service.note(self.client, f"message refused: {body.error}")
-                self._reply(ERROR)
+                self._refuse("spool full")
             else:
                 self._service.send(self.client, message.recipients, body)
         finally:
@@ -85,8 +88,14 @@ class ClientSession:
             self._drop_message()  # a partial message is dropped whole
             if event.line and self._service.is_verbose:
                 self._service.show(verbose.RECEIVED, self.client, [event.line + b"\n"])
-        self._reply(ERROR)
+        self._refuse(event.reason)
         if event.fatal:
+            self._service.log.info(
+                "closing {peer} ({user!r}): {reason}",
+                peer=self.client.peer,
+                user=self.client.name,
+                reason=event.reason,
+            )
             self.client.disconnect(event.reason)
 
     def _take_message(self) -> tuple[MessageStart, MessageBody]:
@@ -106,6 +115,11 @@ class ClientSession:
             line = message.line + b"\n"
             parts = [line, *body.preview_frames()]
             self._service.show(verbose.RECEIVED, self.client, parts, len(line) + body.wire_size)
+
+    def _refuse(self, reason: str) -> None:
+        """Answer ``ERROR`` and count why."""
+        self._service.stats.errors[reason] += 1
+        self._reply(ERROR)
 
     def _reply(self, data: bytes) -> None:
         self._service.show(verbose.SENT, self.client, [data])

@@ -122,6 +122,15 @@ class Options(usage.Options):
         ],
         ["spool-dir", None, None, "Directory for spool files (default: the system's temp dir)."],
         [
+            "metrics-port",
+            None,
+            None,
+            "Serve Prometheus metrics over HTTP at /metrics on this port "
+            "(needs: pip install 'chatproto[metrics]').",
+            _port_number,
+        ],
+        ["metrics-interface", None, "127.0.0.1", "Address the metrics page listens on."],
+        [
             "max-backlog",
             None,
             _DEFAULT.max_backlog_bytes,
@@ -154,12 +163,19 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["ports"] = []
+        self["listen"] = []
 
     def opt_port(self, value: str) -> None:
         """Listen on TCP and UDP port PORT (repeatable)."""
         self["ports"].append(_port_number(value))
 
     opt_p = opt_port
+
+    def opt_listen(self, endpoint: str) -> None:
+        """Also listen for TCP-like streams on a Twisted server endpoint (repeatable),
+        e.g. tcp6:9000, ssl:9443:privateKey=key.pem:certKey=cert.pem, unix:/run/chat.sock.
+        """
+        self["listen"].append(endpoint)
 
     def parseArgs(self, *ports: str) -> None:
         for port in ports:
@@ -188,9 +204,16 @@ class Options(usage.Options):
         return [*ordered, "--", *positional]
 
     def postOptions(self) -> None:
-        if not self["ports"]:
-            raise usage.UsageError("give at least one port to listen on")
+        if not self["ports"] and not self["listen"]:
+            raise usage.UsageError("give at least one port (or --listen endpoint) to listen on")
         self["ports"] = list(dict.fromkeys(self["ports"]))
+        if self["metrics-port"] is not None:
+            try:
+                import prometheus_client  # noqa: F401
+            except ImportError:
+                raise usage.UsageError(
+                    "--metrics-port needs prometheus_client: pip install 'chatproto[metrics]'"
+                ) from None
 
     def limits(self) -> Limits:
         """Return the :class:`Limits` these options ask for."""
@@ -213,6 +236,11 @@ def raise_open_file_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _tcp_endpoint(port: int, interface: str) -> str:
+    """Return the endpoint string for a TCP port on ``interface`` (IPv4 or IPv6)."""
+    return f"tcp:{port}:interface={quoteStringArgument(interface)}"
 
 
 def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[no-untyped-def]
@@ -239,10 +267,18 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
     factory = ChatFactory(chat)
     interface = config["interface"]
     for port in config["ports"]:
-        endpoint = f"tcp:{port}:interface={quoteStringArgument(interface)}"
-        strports.service(endpoint, factory, reactor=reactor).setServiceParent(top)
+        tcp = strports.service(_tcp_endpoint(port, interface), factory, reactor=reactor)
+        tcp.setServiceParent(top)
         udp = internet.UDPServer(
             port, ChatDatagramProtocol(chat), interface=interface, reactor=reactor
         )
         udp.setServiceParent(top)
+    for endpoint in config["listen"]:
+        strports.service(endpoint, factory, reactor=reactor).setServiceParent(top)
+    if config["metrics-port"] is not None:
+        from chatproto.metrics import metrics_site
+
+        metrics = _tcp_endpoint(config["metrics-port"], config["metrics-interface"])
+        site = metrics_site(chat, factory)
+        strports.service(metrics, site, reactor=reactor).setServiceParent(top)
     return top

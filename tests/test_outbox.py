@@ -1,10 +1,12 @@
 """Outbox: in-order delivery at the pace the transport accepts, and the backlog limit."""
 
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from chatproto.message import Delivery, MessageBody
 from chatproto.outbox import QUEUED_DELIVERY_OVERHEAD_BYTES, SPOOL_READ_BYTES, Outbox
 from chatproto.spool import Spool
+from chatproto.stats import LatencyHistogram
 
 
 class Overflows:
@@ -33,7 +35,7 @@ def make_outbox(
 ) -> tuple[Outbox, StringTransport, Overflows]:
     transport = transport if transport is not None else StringTransport()
     overflows = Overflows()
-    outbox = Outbox(transport, max_backlog, overflows)
+    outbox = Outbox(transport, max_backlog, overflows, Clock(), LatencyHistogram())
     transport.registerProducer(outbox, True)
     return outbox, transport, overflows
 

@@ -28,6 +28,9 @@ DEFAULTS = {
     "max-connections": 16384,
     "max-udp-sessions": 65536,
     "random-seed": None,
+    "listen": [],
+    "metrics-port": None,
+    "metrics-interface": "127.0.0.1",
 }
 
 
@@ -189,3 +192,28 @@ def test_make_service_passes_flags_to_the_service() -> None:
     assert chat.is_verbose
     assert not chat.random_messages
     assert chat.limits.max_recipients == 3
+
+
+def test_listen_endpoints_accumulate_and_suffice_without_ports() -> None:
+    """--listen is repeatable, and endpoints alone are enough to run."""
+    config = parse("--listen", "tcp6:9000", "--listen=unix:/tmp/chat.sock")
+    assert config == {**DEFAULTS, "ports": [], "listen": ["tcp6:9000", "unix:/tmp/chat.sock"]}
+
+
+def test_make_service_listens_on_endpoints_and_metrics() -> None:
+    """--listen endpoints get the chat factory; --metrics-port gets a web site."""
+    options = Options()
+    options.parseOptions(
+        ["--listen", "tcp6:9000:interface=\\:\\:1", "--listen", "unix:/tmp/chat.sock"]
+        + ["--metrics-port", "9100"]
+    )
+    reactor = UDPMemoryReactor()
+    top = makeService(options, reactor=reactor)
+    top.startService()
+    (tcp6, metrics) = reactor.tcpServers
+    assert (tcp6[0], tcp6[3], type(tcp6[1])) == (9000, "::1", ChatFactory)
+    assert (metrics[0], metrics[3], type(metrics[1]).__name__) == (9100, "127.0.0.1", "Site")
+    assert reactor.unixServers[0][0] == "/tmp/chat.sock"
+    assert isinstance(reactor.unixServers[0][1], ChatFactory)
+    assert reactor.udpServers == []
+    top.stopService()
