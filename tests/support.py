@@ -71,11 +71,16 @@ def make_service(**kwargs) -> ChatService:  # type: ignore[no-untyped-def]
 
 
 def connect(
-    service: ChatService, host: str = "127.0.0.1", port: int = 40000
+    service: ChatService,
+    host: str = "127.0.0.1",
+    port: int = 40000,
+    factory: ChatFactory | None = None,
 ) -> tuple[ChatProtocol, StringTransport]:
-    """Connect a ChatProtocol for ``service`` to a StringTransport."""
+    """Connect a ChatProtocol for ``service`` (from ``factory``) to a StringTransport."""
     address = IPv4Address("TCP", host, port)
-    protocol = ChatFactory(service).buildProtocol(address)
+    if factory is None:
+        factory = ChatFactory(service)
+    protocol = factory.buildProtocol(address)
     assert isinstance(protocol, ChatProtocol)
     transport = StringTransport(peerAddress=address)
     protocol.makeConnection(transport)

@@ -1,0 +1,70 @@
+"""The Prometheus collector reads the service's counters; no reactor, no HTTP."""
+
+from prometheus_client.registry import CollectorRegistry
+
+from chatproto.codec import encode_message
+from chatproto.limits import Limits
+from chatproto.metrics import ChatCollector
+from chatproto.protocol import ChatFactory
+from chatproto.udp import ChatDatagramProtocol
+from tests.support import connect, make_service
+
+
+def samples(collector: ChatCollector) -> dict[tuple[str, tuple], float]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)  # type: ignore[arg-type]
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in registry.collect()
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_the_traffic() -> None:
+    """Users, messages, deliveries, bytes and errors match what the clients did."""
+    service = make_service(random_messages=True, limits=Limits())
+    factory = ChatFactory(service)
+    alice, alice_transport = connect(service, factory=factory)
+    bob, _ = connect(service, port=40001, factory=factory)
+    connect(service, port=40002, factory=factory)  # connected, never logs in
+    alice.dataReceived(b"ME IS alice\n")
+    bob.dataReceived(b"ME IS bob\nME IS bob\n")  # the second is refused
+    udp = ChatDatagramProtocol(service)
+    udp.makeConnection(_NullDatagramTransport())
+    udp.datagramReceived(b"ME IS carol", ("127.0.0.1", 5000))
+    alice.dataReceived(encode_message([b"bob"], b"hi") * 2)
+    alice.dataReceived(encode_message(None, b"x" * 150))  # chunked broadcast: not to carol
+    alice.dataReceived(b"HELLO\n")
+    got = samples(ChatCollector(service, factory))
+    assert got[("chat_users_online", (("transport", "tcp"),))] == 2
+    assert got[("chat_users_online", (("transport", "udp"),))] == 1
+    assert got[("chat_tcp_connections", ())] == 3
+    assert got[("chat_messages_received_total", (("command", "send"), ("framing", "short")))] == 2
+    assert (
+        got[("chat_messages_received_total", (("command", "broadcast"), ("framing", "chunked")))]
+        == 1
+    )
+    assert got[("chat_message_bytes_received_total", ())] == 154
+    # Random messages are counted apart, not as deliveries.
+    assert got[("chat_deliveries_total", (("framing", "short"),))] == 2
+    assert got[("chat_deliveries_total", (("framing", "chunked"),))] == 2
+    assert got[("chat_random_messages_total", ())] == 1
+    assert got[("chat_errors_total", (("reason", "already logged in"),))] == 1
+    assert got[("chat_errors_total", (("reason", "unknown command"),))] == 1
+    assert got[("chat_delivery_latency_seconds_count", ())] == 5  # random included
+    assert alice_transport.value().startswith(b"OK\n")
+
+
+def test_delivered_bytes_are_wire_bytes() -> None:
+    """chat_delivered_bytes_total counts the FROM line and the framed body."""
+    service = make_service()
+    factory = ChatFactory(service)
+    alice, _ = connect(service)
+    alice.dataReceived(b"ME IS alice\n" + encode_message([b"alice"], b"hello"))
+    got = samples(ChatCollector(service, factory))
+    assert got[("chat_delivered_bytes_total", ())] == len(b"FROM alice\n5\nhello")
+
+
+class _NullDatagramTransport:
+    def write(self, packet: bytes, addr: object = None) -> None:
+        pass
