@@ -110,7 +110,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
             try:
                 self._session.connection_lost()
             except Exception:
-                self.log.failure("releasing {user!r} failed", user=self.name)
+                self.log.failure("releasing {peer} failed", peer=self.peer)
 
     def timeoutConnection(self) -> None:
         if self.name is None:
@@ -122,9 +122,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
         service = self.factory.service
         service.stats.slow_consumers += 1
         self.log.info(
-            "disconnecting slow consumer {user!r} ({peer}): backlog over {limit} bytes",
-            user=self.name,
-            peer=self.peer,
+            "disconnecting slow consumer {who}: backlog over {limit} bytes",
+            who=service.describe(self),
             limit=service.limits.max_backlog_bytes,
         )
         service.note(self, "disconnected: not reading, backlog over the limit")

@@ -119,15 +119,19 @@ class ChatService(service.Service):
         already ``max_udp_sessions`` of them (PROTOCOL §7).
         """
         if client.expires_when_idle and len(self._last_seen) >= self.limits.max_udp_sessions:
-            self.log.info("UDP session limit reached: {user!r} refused", user=user)
+            self.log.info(
+                "UDP session limit reached: {user} from {peer} refused",
+                user=verbose.escape(user),
+                peer=client.peer,
+            )
             return False
         if not self._router.register(user, client):
             return False
         if client.expires_when_idle:
             self.touch(client)
         self.log.info(
-            "{user!r} logged in from {peer} over {transport}",
-            user=user,
+            "{user} logged in from {peer} over {transport}",
+            user=verbose.escape(user),
             peer=client.peer,
             transport="UDP" if client.expires_when_idle else "TCP",
         )
@@ -141,7 +145,7 @@ class ChatService(service.Service):
         """Release ``client``'s userid and forget its counters. Safe to repeat."""
         if client.name is not None and self._router.lookup(client.name) is client:
             self._router.unregister(client.name, client)
-            self.log.info("{user!r} logged out", user=client.name)
+            self.log.info("{who} logged out", who=self.describe(client))
         self._recent_senders.pop(client, None)
         self._last_seen.pop(client, None)
 
@@ -158,6 +162,12 @@ class ChatService(service.Service):
         """How many users are logged in over TCP and over UDP."""
         udp = len(self._last_seen)
         return {"tcp": len(self._router) - udp, "udp": udp}
+
+    def describe(self, client: IRecipient) -> str:
+        """Name ``client`` for a log line: ``alice (10.0.0.1)``, or its address alone."""
+        if client.name is None:
+            return str(client.peer)
+        return f"{verbose.escape(client.name)} ({client.peer})"
 
     def touch(self, client: IRecipient) -> None:
         """Note activity from a UDP session, restarting its expiry (PROTOCOL §6)."""
@@ -200,22 +210,22 @@ class ChatService(service.Service):
         else:
             lookup = self._router.lookup
             targets = [found for name in recipients if (found := lookup(name)) is not None]
-        delivered = 0
         for recipient in targets:
             if self._deliver(recipient, delivery, verbose.SENT):
-                delivered += 1
                 self._count_delivery(recipient, sender.name)
-        stats.deliveries_out[framing] += delivered
-        stats.bytes_out += delivered * delivery.size
 
     def _deliver(self, recipient: IRecipient, delivery: Delivery, direction: str) -> bool:
         """Hand one delivery to one recipient; a failure there touches no one else."""
         try:
             delivered = recipient.deliver(delivery)
         except Exception:
-            self.log.failure("delivery to {user!r} failed", user=recipient.name)
+            self.log.failure("delivery to {who} failed", who=self.describe(recipient))
             self._disconnect(recipient, "delivery failed")
             return False
+        if delivered:
+            stats = self.stats
+            stats.deliveries_out["chunked" if delivery.body.is_chunked else "short"] += 1
+            stats.bytes_out += delivery.size
         if self.is_verbose:
             if delivered:
                 self.show(direction, recipient, delivery.preview(), delivery.size)

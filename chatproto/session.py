@@ -91,9 +91,8 @@ class ClientSession:
         self._refuse(event.reason)
         if event.fatal:
             self._service.log.info(
-                "closing {peer} ({user!r}): {reason}",
-                peer=self.client.peer,
-                user=self.client.name,
+                "closing {who}: {reason}",
+                who=self._service.describe(self.client),
                 reason=event.reason,
             )
             self.client.disconnect(event.reason)

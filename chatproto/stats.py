@@ -41,7 +41,7 @@ class Stats:
         body_bytes_in: body bytes of those messages.
         deliveries_out: messages handed to recipients, by framing.
         bytes_out: wire bytes of those deliveries (``FROM`` line included).
-        random_messages: random messages sent (PROTOCOL §5).
+        random_messages: random messages sent (PROTOCOL §5), also in deliveries_out.
         errors: ``ERROR`` replies, by reason.
         slow_consumers: recipients disconnected for not reading.
         connections_refused: TCP connections closed at once for the limit.

@@ -45,7 +45,9 @@ class UDPClient:
     def deliver(self, delivery: Delivery) -> bool:
         if delivery.body.is_chunked:
             return False  # PROTOCOL §4: a chunked message cannot go over UDP
-        self._protocol.transport.write(delivery.datagram, self.address)
+        protocol = self._protocol
+        protocol.transport.write(delivery.datagram, self.address)
+        protocol.service.stats.delivery_latency.counts[0] += 1  # handed over at once
         return True
 
     def reply(self, data: bytes) -> None:

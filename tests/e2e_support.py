@@ -50,19 +50,25 @@ class Deadline:
         return time.monotonic() >= self._end
 
 
-def free_port(attempts: int = 50) -> int:
-    """Return a port free on 127.0.0.1 for both TCP and UDP.
+def _family(host: str) -> socket.AddressFamily:
+    """Return the address family of the literal IP address ``host``."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def free_port(attempts: int = 50, host: str = HOST) -> int:
+    """Return a port free on ``host`` (127.0.0.1 by default) for both TCP and UDP.
 
     Binds TCP to port 0, then UDP to the same number; retries a bounded
     number of times when the UDP side is taken.
     """
+    family = _family(host)
     for _ in range(attempts):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((HOST, 0))
+        with socket.socket(family, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
             port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
                 try:
-                    udp.bind((HOST, port))
+                    udp.bind((host, port))
                 except OSError:
                     continue
                 return port
@@ -111,29 +117,32 @@ def server_env() -> dict[str, str]:
     return env
 
 
-def _tcp_accepts(port: int, deadline: Deadline) -> bool:
-    """Whether a TCP connect to ``port`` succeeds now."""
+def _tcp_accepts(port: int, deadline: Deadline, host: str = HOST) -> bool:
+    """Whether a TCP connect to ``host``:``port`` succeeds now."""
     try:
-        with socket.create_connection((HOST, port), timeout=deadline.remaining()):
+        with socket.create_connection((host, port), timeout=deadline.remaining()):
             return True
     except OSError:
         return False
 
 
-def _udp_bound(port: int) -> bool:
-    """Whether someone holds UDP ``port`` on 127.0.0.1 (our own bind fails)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+def _udp_bound(port: int, host: str = HOST) -> bool:
+    """Whether someone holds UDP ``port`` on ``host`` (our own bind fails)."""
+    with socket.socket(_family(host), socket.SOCK_DGRAM) as probe:
         try:
-            probe.bind((HOST, port))
+            probe.bind((host, port))
         except OSError:
             return True
         return False
 
 
 def wait_for_port(
-    port: int, process: subprocess.Popen | None = None, seconds: float = TIMEOUT_S
+    port: int,
+    process: subprocess.Popen | None = None,
+    seconds: float = TIMEOUT_S,
+    host: str = HOST,
 ) -> None:
-    """Wait until ``port`` accepts TCP connections and is bound for UDP.
+    """Wait until ``port`` on ``host`` accepts TCP connections and is bound for UDP.
 
     Retries until ``seconds`` have passed, and fails at once if ``process``
     exits meanwhile. Checking the UDP side too (quietly, by failing to bind
@@ -143,12 +152,12 @@ def wait_for_port(
     for _ in range(int(seconds / POLL_S) + 1):
         if process is not None and process.poll() is not None:
             raise AssertionError(f"server exited with {process.returncode} before listening")
-        if _tcp_accepts(port, deadline) and _udp_bound(port):
+        if _tcp_accepts(port, deadline, host) and _udp_bound(port, host):
             return
         if deadline.expired():
             break
         time.sleep(POLL_S)
-    raise AssertionError(f"{HOST}:{port} not listening on TCP and UDP after {seconds} s")
+    raise AssertionError(f"{host}:{port} not listening on TCP and UDP after {seconds} s")
 
 
 def stop_process(process: subprocess.Popen, seconds: float = TIMEOUT_S) -> int:
@@ -419,6 +428,15 @@ class TcpClient:
         return data
 
     @classmethod
+    def from_socket(cls, sock: socket.socket) -> "TcpClient":
+        """Wrap an already connected stream socket (TLS, UNIX, IPv6) as a client."""
+        client = cls.__new__(cls)
+        client.sock = sock
+        client.sock.settimeout(TIMEOUT_S)
+        client._buffer = bytearray()
+        return client
+
+    @classmethod
     def with_receive_buffer(cls, port: int, size: int) -> "TcpClient":
         """Connect with SO_RCVBUF set to ``size`` before the connect (a small TCP window)."""
         client = cls.__new__(cls)
@@ -450,12 +468,12 @@ class TcpClient:
 
 
 class UdpClient:
-    """A blocking UDP chat client bound to its own port on 127.0.0.1."""
+    """A blocking UDP chat client bound to its own port on ``host`` (127.0.0.1 by default)."""
 
-    def __init__(self, server_port: int) -> None:
-        self.server = (HOST, server_port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, 0))
+    def __init__(self, server_port: int, host: str = HOST) -> None:
+        self.server = (host, server_port)
+        self.sock = socket.socket(_family(host), socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
 
     def close(self) -> None:
         """Close the socket."""
@@ -476,7 +494,8 @@ class UdpClient:
     def expect(self, expected: bytes, seconds: float = TIMEOUT_S) -> None:
         """Assert the next datagram is exactly ``expected``, from the server's port."""
         data, source = self.recv(seconds)
-        assert (data, source) == (expected, self.server)
+        # An IPv6 source is (host, port, flowinfo, scope_id).
+        assert (data, source[:2]) == (expected, self.server)
 
 
 #: ``tcpi_state`` of an established connection (linux/tcp_states.h).
@@ -545,3 +564,190 @@ def server_receive_queue(server_port: int, client: socket.socket) -> int:
         if fields[1] == local and fields[2] == remote:
             return int(fields[4].split(":")[1], 16)
     raise AssertionError(f"no server socket {local} for {remote} in /proc/net/tcp")
+
+
+# -- deployment: other listeners, daemons, twistd logs, metrics -----------------------------
+
+
+def wait_for_stream(
+    connect: Callable[[float], socket.socket],
+    process: subprocess.Popen | None = None,
+    seconds: float = TIMEOUT_S,
+    what: str = "a listener",
+) -> None:
+    """Wait until ``connect(timeout)`` opens a stream connection (then close it).
+
+    For listeners that have no UDP side (TLS, UNIX sockets, ``--listen``,
+    the metrics page). Fails at once if ``process`` exits meanwhile.
+    """
+    deadline = Deadline(seconds)
+    for _ in range(int(seconds / POLL_S) + 1):
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode} before {what}")
+        try:
+            connect(deadline.remaining()).close()
+            return
+        except OSError:
+            pass
+        if deadline.expired():
+            break
+        time.sleep(POLL_S)
+    raise AssertionError(f"{what} not accepting connections after {seconds} s")
+
+
+def tcp_connector(port: int, host: str = HOST) -> Callable[[float], socket.socket]:
+    """Return ``connect(timeout)`` opening a TCP connection to ``host``:``port``."""
+    return lambda timeout: socket.create_connection((host, port), timeout=timeout)
+
+
+def unix_connector(path: Path) -> Callable[[float], socket.socket]:
+    """Return ``connect(timeout)`` opening a UNIX stream connection to ``path``."""
+
+    def connect(timeout: float) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    return connect
+
+
+def read_pid(pidfile: Path) -> int | None:
+    """Return the pid in ``pidfile``, or None while it is missing or incomplete."""
+    try:
+        text = pidfile.read_text()
+    except FileNotFoundError:
+        return None
+    return int(text) if re.fullmatch(r"\d+\s*", text) else None
+
+
+def daemon_command(logfile: Path, pidfile: Path, port: int, extra: Sequence[str]) -> list[str]:
+    """Return ``twistd --logfile L --pidfile P chat -p PORT --interface 127.0.0.1 ...``."""
+    return [
+        str(TWISTD),
+        "--logfile",
+        str(logfile),
+        "--pidfile",
+        str(pidfile),
+        "chat",
+        "-p",
+        str(port),
+        "--interface",
+        HOST,
+        *extra,
+    ]
+
+
+class Daemon:
+    """A daemonised ``twistd chat`` (no ``-n``): it forks away, a pidfile tracks it.
+
+    Attributes:
+        port: its TCP and UDP port.
+        logfile: twistd's ``--logfile``.
+        pidfile: twistd's ``--pidfile``.
+        pid: the daemon's pid once started, else None.
+    """
+
+    def __init__(
+        self, workdir: Path, port: int, extra: Sequence[str] = (), name: str = "chat"
+    ) -> None:
+        self.port = port
+        self.logfile = workdir / f"{name}.log"
+        self.pidfile = workdir / f"{name}.pid"
+        self.pid: int | None = None
+        self._workdir = workdir
+        self._extra = list(extra)
+
+    def start(self) -> None:
+        """Run twistd, check it returns 0 at once, and wait for the pidfile and the port."""
+        launcher = subprocess.Popen(
+            daemon_command(self.logfile, self.pidfile, self.port, self._extra),
+            cwd=self._workdir,
+            env=server_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert launcher.wait(timeout=TIMEOUT_S) == 0
+        finally:
+            stop_process(launcher)
+        wait_until(lambda: read_pid(self.pidfile) is not None, what="the pidfile")
+        self.pid = read_pid(self.pidfile)
+        wait_for_port(self.port)
+
+    def terminate(self) -> None:
+        """Send SIGTERM and wait (bounded) until the daemon is gone."""
+        pid = self.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not pid_alive(pid), what=f"daemon {pid} to exit")
+
+    def kill(self) -> None:
+        """SIGKILL the daemon if it is still alive (teardown)."""
+        if self.pid is not None and pid_alive(self.pid):
+            os.kill(self.pid, signal.SIGKILL)
+            wait_until(lambda: not pid_alive(self.pid), what=f"daemon {self.pid} to die")
+
+    def log_text(self) -> str:
+        """The current logfile (rotated parts not included)."""
+        return self.logfile.read_text("ascii")
+
+
+def twistd_log_entries(text: str) -> list[tuple[str, str]]:
+    """Return ``(namespace, text)`` of every event line of a twistd log.
+
+    Continuation lines (verbose frames, tracebacks) are not included.
+    """
+    entries: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        match = _TWISTD_LINE.match(line)
+        if match is not None:
+            entries.append((match["namespace"], match["text"]))
+    return entries
+
+
+def wait_for_log_text(path: Path, text: str, seconds: float = TIMEOUT_S) -> None:
+    """Wait until the file at ``path`` contains ``text`` (twistd flushes each event)."""
+
+    def present() -> bool:
+        try:
+            return text in path.read_text("ascii")
+        except FileNotFoundError:
+            return False
+
+    wait_until(present, seconds, what=f"{text!r} in {path.name}")
+
+
+#: A metric sample's key: its name and its labels, sorted.
+SampleKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def scrape_metrics(port: int, host: str = HOST) -> dict[SampleKey, float]:
+    """Fetch ``http://host:port/metrics`` (no proxy) and return every sample's value."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://{host}:{port}/metrics", timeout=TIMEOUT_S) as response:
+        assert response.status == 200
+        text = response.read().decode("utf-8")
+    samples: dict[SampleKey, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def samples_named(samples: dict[SampleKey, float], name: str) -> dict[tuple[str, ...], float]:
+    """Return the values of the samples called ``name``, keyed by their label values."""
+    return {
+        tuple(value for _, value in labels): value_
+        for (sample_name, labels), value_ in samples.items()
+        if sample_name == name
+    }
