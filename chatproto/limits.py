@@ -37,6 +37,8 @@ class Limits:
             closed at once (``--max-connections``).
         max_udp_sessions: UDP users at once; logins past it get ``ERROR``
             (``--max-udp-sessions``).
+        listen_backlog: connections the kernel queues before the server
+            accepts them; past it new ones wait or fail (``--listen-backlog``).
     """
 
     max_line_bytes: int = 8 * KIB
@@ -49,6 +51,7 @@ class Limits:
     max_backlog_bytes: int = 16 * MIB
     max_connections: int = 16384
     max_udp_sessions: int = 65536
+    listen_backlog: int = 1024
 
     def __post_init__(self) -> None:
         for name in (
@@ -60,6 +63,7 @@ class Limits:
             "max_backlog_bytes",
             "max_connections",
             "max_udp_sessions",
+            "listen_backlog",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

@@ -49,6 +49,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self.factory.connections += 1
         # A UNIX socket peer has no host (and usually no name).
         self.peer = getattr(self.transport.getPeer(), "host", None) or "unix"
+        # Chat frames are small and latency matters: no Nagle delay.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         self._decoder = Decoder(service.limits)
         self._session = ClientSession(service, self)
         # PROTOCOL §7: deliveries wait in the outbox while the client is not

@@ -152,6 +152,13 @@ class Options(usage.Options):
             _positive_int,
         ],
         [
+            "listen-backlog",
+            None,
+            _DEFAULT.listen_backlog,
+            "Connections the kernel queues for each TCP port before they are accepted.",
+            _positive_int,
+        ],
+        [
             "random-seed",
             None,
             None,
@@ -228,6 +235,7 @@ class Options(usage.Options):
             max_backlog_bytes=self["max-backlog"],
             max_connections=self["max-connections"],
             max_udp_sessions=self["max-udp-sessions"],
+            listen_backlog=self["listen-backlog"],
         )
 
 
@@ -238,9 +246,9 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _tcp_endpoint(port: int, interface: str) -> str:
+def _tcp_endpoint(port: int, interface: str, backlog: int = _DEFAULT.listen_backlog) -> str:
     """Return the endpoint string for a TCP port on ``interface`` (IPv4 or IPv6)."""
-    return f"tcp:{port}:interface={quoteStringArgument(interface)}"
+    return f"tcp:{port}:interface={quoteStringArgument(interface)}:backlog={backlog}"
 
 
 def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[no-untyped-def]
@@ -267,7 +275,8 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
     factory = ChatFactory(chat)
     interface = config["interface"]
     for port in config["ports"]:
-        tcp = strports.service(_tcp_endpoint(port, interface), factory, reactor=reactor)
+        endpoint = _tcp_endpoint(port, interface, chat.limits.listen_backlog)
+        tcp = strports.service(endpoint, factory, reactor=reactor)
         tcp.setServiceParent(top)
         udp = internet.UDPServer(
             port, ChatDatagramProtocol(chat), interface=interface, reactor=reactor

@@ -29,6 +29,7 @@ DEFAULTS = {
     "max-udp-sessions": 65536,
     "random-seed": None,
     "listen": [],
+    "listen-backlog": 1024,
     "metrics-port": None,
     "metrics-interface": "127.0.0.1",
 }
@@ -164,9 +165,9 @@ def test_make_service_listens_tcp_and_udp_on_every_port() -> None:
     reactor = UDPMemoryReactor()
     top = makeService(options, reactor=reactor)
     top.startService()
-    assert [(port, iface) for port, _, _, iface in reactor.tcpServers] == [
-        (9000, "127.0.0.1"),
-        (9001, "127.0.0.1"),
+    assert [(port, backlog, iface) for port, _, backlog, iface in reactor.tcpServers] == [
+        (9000, 1024, "127.0.0.1"),
+        (9001, 1024, "127.0.0.1"),
     ]
     assert [(port, iface) for port, _, iface in reactor.udpServers] == [
         (9000, "127.0.0.1"),
