@@ -22,6 +22,7 @@ from chatproto.events import (
     MessageEnd,
     MessageStart,
     Rejected,
+    ShortMessage,
     _NeedData,
 )
 from chatproto.limits import Limits
@@ -39,8 +40,10 @@ MAX_USERID: Final = 32
 
 # PROTOCOL §2: 1 to 32 bytes of printable ASCII without space.
 _USERID_RE = re.compile(rb"[\x21-\x7e]{1,32}")
-# PROTOCOL §3: short length 0..99 (leading zero allowed), chunk size C0..C999.
-_SHORT_LENGTH_RE = re.compile(rb"[0-9]{1,2}")
+# What follows a command line when a short body comes at once: the line end,
+# a short length 0..99 (PROTOCOL §3), its line end.
+_SHORT_LENGTH_LINE_RE = re.compile(rb"\r?\n([0-9]{1,2})\r?\n")
+# PROTOCOL §3: chunk size C0..C999 (leading zeros allowed).
 _CHUNK_HEADER_RE = re.compile(rb"C([0-9]{1,3})")
 _LOGIN_PREFIX = b"ME IS "
 
@@ -110,6 +113,32 @@ class ReceiveBuffer:
         self._start = self._scan = newline + 1
         return line
 
+    def take_short_frame(self, line: bytes, max_body: int) -> bytes | None:
+        """Consume ``line``, a short length line and the body, if all are buffered as such.
+
+        This is the common case of a client repeating a command line, read in
+        one step. Returns the body, or ``None`` (consuming nothing) when the
+        buffer does not start with exactly that: the caller then parses line
+        by line, with the same result (also for a body over ``max_body``).
+        """
+        data = self._data
+        start = self._start
+        if not data.startswith(line, start):
+            return None
+        length_line = _SHORT_LENGTH_LINE_RE.match(data, start + len(line))
+        if length_line is None:
+            return None
+        body_start = length_line.end()
+        size = int(length_line.group(1))
+        end = body_start + size
+        if len(data) < end or size > max_body:
+            return None
+        body = bytes(data[body_start:end])
+        self._start = end
+        if self._scan < end:
+            self._scan = end
+        return body
+
     def take_rest(self, max_line: int) -> bytes | _LineTooLong:
         """Consume everything buffered as one last line (at end of input).
 
@@ -155,9 +184,9 @@ class Decoder:
 
     Feed bytes with :meth:`feed`, say the input ended with :meth:`eof`, and
     call :meth:`next_event` until it returns :data:`~chatproto.events.NEED_DATA`.
-    Bodies stream: each :class:`~chatproto.events.BodyData` is one chunk or a
-    whole short body, so the decoder itself never holds more than one line or
-    one chunk beyond what it was fed.
+    A short message is reported whole (it is at most 99 bytes); a chunked body
+    streams, one :class:`~chatproto.events.BodyData` per chunk, so the decoder
+    never holds more than one line or one chunk beyond what it was fed.
 
     A refused ``SEND``/``BROADCAST`` (no or bad recipients, too many, arguments
     to ``BROADCAST``) is still framed, and reported as a non-fatal
@@ -177,6 +206,8 @@ class Decoder:
         "_refusal",
         "_body_bytes",
         "_failure",
+        "_last_line",
+        "_last_parse",
     )
 
     def __init__(self, limits: Limits) -> None:
@@ -190,6 +221,9 @@ class Decoder:
         self._refusal: str | None = None
         self._body_bytes = 0
         self._failure: Rejected | None = None
+        # The last SEND/BROADCAST line and its parse: clients repeat them.
+        self._last_line = b""
+        self._last_parse: tuple[tuple[bytes, ...] | None, str | None] = (None, None)
 
     @property
     def buffered_bytes(self) -> int:
@@ -223,6 +257,11 @@ class Decoder:
         while True:
             state = self._state
             if state == _COMMAND:
+                if self._last_parse[1] is None and self._last_line:
+                    # The last accepted SEND/BROADCAST line again, with a short body.
+                    body = buffer.take_short_frame(self._last_line, limits.max_message_bytes)
+                    if body is not None:
+                        return ShortMessage(self._last_parse[0], body, self._last_line)
                 line = buffer.take_line(limits.max_line_bytes)
                 if line is None:
                     if not (self._at_eof and len(buffer)):
@@ -235,13 +274,20 @@ class Decoder:
                     event = self._parse_command(line)
                     if event is not None:
                         return event
-            elif state == _SHORT_BODY or state == _CHUNK_DATA:
+            elif state == _SHORT_BODY:
                 data = buffer.take(self._need)
                 if data is None:
                     return self._fail("eof mid-message") if self._at_eof else NEED_DATA
-                self._state = _END if state == _SHORT_BODY else _CHUNK_HEADER
-                if data:
-                    return BodyData(data)
+                self._state = _COMMAND
+                if self._refusal is not None:
+                    return Rejected(self._refusal, False, self._line)
+                return ShortMessage(self._recipients, data, self._line)
+            elif state == _CHUNK_DATA:
+                data = buffer.take(self._need)
+                if data is None:
+                    return self._fail("eof mid-message") if self._at_eof else NEED_DATA
+                self._state = _CHUNK_HEADER
+                return BodyData(data)
             elif state == _LENGTH or state == _CHUNK_HEADER:
                 line = buffer.take_line(limits.max_line_bytes)
                 if line is None:
@@ -269,6 +315,17 @@ class Decoder:
             if _USERID_RE.fullmatch(user):
                 return Login(user)
             return Rejected("invalid userid", False, line)
+        if line == self._last_line:
+            self._recipients, self._refusal = self._last_parse
+        elif not self._parse_message_line(line):
+            return Rejected("unknown command", False, line)
+        self._line = line
+        self._body_bytes = 0
+        self._state = _LENGTH
+        return None
+
+    def _parse_message_line(self, line: bytes) -> bool:
+        """Parse a SEND/BROADCAST line into recipients and refusal; False if it is neither."""
         verb, _, rest = line.partition(b" ")
         if verb == b"SEND":
             # PROTOCOL §3: runs of spaces tolerated; a name given twice counts once.
@@ -286,19 +343,18 @@ class Decoder:
             self._recipients = None
             self._refusal = "BROADCAST takes no arguments" if rest.strip(b" ") else None
         else:
-            return Rejected("unknown command", False, line)
-        self._line = line
-        self._body_bytes = 0
-        self._state = _LENGTH
-        return None
+            return False
+        self._last_line = line
+        self._last_parse = (self._recipients, self._refusal)
+        return True
 
     def _parse_length(self, line: bytes, is_first: bool) -> MessageStart | Rejected | None:
         """Parse a length line (first frame) or chunk header; ``None`` means go on."""
-        chunk = _CHUNK_HEADER_RE.fullmatch(line)
-        if chunk is not None:
-            size = int(chunk.group(1))
-        elif is_first and _SHORT_LENGTH_RE.fullmatch(line):
+        chunk = None
+        if is_first and len(line) <= 2 and line.isdigit():  # short: 0..99
             size = int(line)
+        elif chunk := _CHUNK_HEADER_RE.fullmatch(line):
+            size = int(chunk.group(1))
         else:
             return self._fail("bad length line" if is_first else "bad chunk header", line)
         if self._body_bytes + size > self._limits.max_message_bytes:
@@ -306,11 +362,11 @@ class Decoder:
         self._body_bytes += size
         self._need = size
         if chunk is None:
-            self._state = _SHORT_BODY
-        else:
-            self._state = _CHUNK_DATA if size else _END
+            self._state = _SHORT_BODY  # reported whole, as a ShortMessage
+            return None
+        self._state = _CHUNK_DATA if size else _END
         if is_first:
-            return MessageStart(self._recipients, chunk is not None, self._line)
+            return MessageStart(self._recipients, True, self._line)
         return None
 
     def _fail(self, reason: str, line: bytes = b"") -> Rejected:
@@ -325,12 +381,11 @@ def decode_datagram(datagram: bytes, limits: Limits) -> list[Event]:
     """Decode a datagram that must hold exactly one command (PROTOCOL §6).
 
     Returns:
-        The events of that one frame (``Login``; or ``MessageStart``,
-        ``BodyData``, ``MessageEnd``; or a refused message ending in a
-        non-fatal ``Rejected``), or a single non-fatal ``Rejected`` when the
-        datagram is malformed, carries a chunked body, or holds more or less
-        than one frame. Nothing in a datagram is fatal: there is no stream
-        to lose.
+        The one event of that frame (``Login``, ``ShortMessage``, or a
+        non-fatal ``Rejected`` for a refused command), or a single non-fatal
+        ``Rejected`` when the datagram is malformed, carries a chunked body,
+        or holds more or less than one frame. Nothing in a datagram is fatal:
+        there is no stream to lose.
     """
     decoder = Decoder(limits)
     decoder.feed(datagram)
@@ -346,7 +401,7 @@ def decode_datagram(datagram: bytes, limits: Limits) -> list[Event]:
         if isinstance(event, Rejected) and event.fatal:
             return [Rejected(event.reason, False, event.line or datagram)]
         events.append(event)
-        if isinstance(event, (Login, MessageEnd, Rejected)):
+        if isinstance(event, (Login, ShortMessage, MessageEnd, Rejected)):
             frames += 1
     if not frames:
         return [Rejected("no command in datagram", False, datagram)]

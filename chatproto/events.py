@@ -1,10 +1,11 @@
 """The events the wire decoder reports: one class per thing a peer did.
 
 The decoder (``chatproto.codec.Decoder``) turns bytes into these; the
-protocols turn them into service calls. A message arrives as one
-:class:`MessageStart`, zero or more :class:`BodyData` (each exactly one chunk,
-or the whole short body) and then :class:`MessageEnd`, or :class:`Rejected` in
-its place when the command was refused (PROTOCOL.md §3).
+protocols turn them into service calls. A message with a short body (at most
+99 bytes) arrives as one :class:`ShortMessage` once its last byte is in. A
+chunked message streams: one :class:`MessageStart`, a :class:`BodyData` per
+chunk, then :class:`MessageEnd`. A refused command is framed all the same and
+reported as a :class:`Rejected` where its message would end (PROTOCOL.md §3).
 """
 
 from dataclasses import dataclass
@@ -31,13 +32,29 @@ class Login:
 
 
 @dataclass(frozen=True, slots=True)
-class MessageStart:
-    """A ``SEND`` or ``BROADCAST`` line and its first length line were read.
+class ShortMessage:
+    """A whole ``SEND``/``BROADCAST`` with a short body (0-99 bytes).
 
     Attributes:
         recipients: the distinct recipients in the order named, or ``None``
             for ``BROADCAST``.
-        chunked: whether the body is chunked (``C<n>`` frames).
+        body: the body's bytes.
+        line: the command line as received, without its line end (for display).
+    """
+
+    recipients: tuple[bytes, ...] | None
+    body: bytes
+    line: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStart:
+    """A ``SEND`` or ``BROADCAST`` line and its first chunk header were read.
+
+    Attributes:
+        recipients: the distinct recipients in the order named, or ``None``
+            for ``BROADCAST``.
+        chunked: always True: short bodies come whole as :class:`ShortMessage`.
         line: the command line as received, without its line end (for display).
     """
 
@@ -48,7 +65,7 @@ class MessageStart:
 
 @dataclass(frozen=True, slots=True)
 class BodyData:
-    """One piece of the body: a whole chunk, or the whole short body."""
+    """One chunk of a chunked body."""
 
     data: bytes
 
@@ -74,4 +91,4 @@ class Rejected:
     line: bytes = b""
 
 
-Event = Login | MessageStart | BodyData | MessageEnd | Rejected
+Event = Login | ShortMessage | MessageStart | BodyData | MessageEnd | Rejected

@@ -12,7 +12,7 @@ small interface below (``append``/``finish``/``size``/``read``, ``frames`` or
 import os
 from typing import IO
 
-from chatproto.codec import encode_from
+from chatproto.codec import encode_from, encode_short_body
 from chatproto.spool import Spool, SpoolFullError
 
 #: Bytes of a spooled body's first frames kept in memory for ``-v`` display.
@@ -61,12 +61,10 @@ class MessageBody:
         self._references = 1
         self._preview_size = 0  # bytes in _frames once spooled
 
-    @classmethod
-    def short(cls, data: bytes) -> "MessageBody":
+    @staticmethod
+    def short(data: bytes) -> "ShortBody":
         """Return a complete short body holding ``data`` (at most 99 bytes)."""
-        body = cls(is_chunked=False)
-        body.append(data)
-        return body
+        return ShortBody(data)
 
     @property
     def is_in_memory(self) -> bool:
@@ -195,6 +193,46 @@ class MessageBody:
             self._spool.release(self.wire_size)
 
 
+class ShortBody:
+    """A complete short body (0-99 bytes): :class:`MessageBody`'s interface, for less.
+
+    Short messages are the bulk of chat traffic; they never spill and are
+    never appended to, so they need none of a growing body's machinery.
+    """
+
+    __slots__ = ("data", "size", "wire_size")
+
+    is_chunked = False
+    is_in_memory = True
+    error: str | None = None
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.size = len(data)
+        self.wire_size = self.size + 2 + (self.size > 9)  # "<len>\n" and the data
+
+    def frames(self) -> list[bytes]:
+        """Return the length line and the data (validated: at most 99 bytes)."""
+        return encode_short_body(self.data)
+
+    preview_frames = frames
+
+    def read(self) -> bytes:
+        return self.data
+
+    def read_wire(self, offset: int, size: int) -> bytes:
+        return b"".join(self.frames())[offset : offset + size]
+
+    def acquire(self) -> None:
+        """Nothing to hold: the body lives as long as someone refers to it."""
+
+    def release(self) -> None:
+        """Nothing to free."""
+
+
+Body = MessageBody | ShortBody
+
+
 class Delivery:
     """One message on its way to its recipients: ``FROM <sender>`` and the body.
 
@@ -205,21 +243,27 @@ class Delivery:
         size: bytes of the whole delivery on the wire.
     """
 
-    __slots__ = ("sender", "body", "head", "size", "_frames", "_datagram")
+    __slots__ = ("sender", "body", "head", "size", "_frames")
 
-    def __init__(self, sender: bytes, body: MessageBody) -> None:
+    def __init__(self, sender: bytes, body: Body) -> None:
         self.sender = sender
         self.body = body
         self.head = encode_from(sender)
         self.size = len(self.head) + body.wire_size
         self._frames: list[bytes] | None = None
-        self._datagram: bytes | None = None
 
     @property
     def frames(self) -> list[bytes]:
-        """The whole delivery's wire parts (in-memory bodies only), built once."""
+        """The whole delivery's wire parts (in-memory bodies only), built once.
+
+        A short delivery is one joined ``bytes``, ready for a write or a datagram.
+        """
         if self._frames is None:
-            self._frames = [self.head, *self.body.frames()]
+            body = self.body
+            if isinstance(body, ShortBody):
+                self._frames = [b"%b%d\n%b" % (self.head, body.size, body.data)]
+            else:
+                self._frames = [self.head, *body.frames()]
         return self._frames
 
     def preview(self) -> list[bytes]:
@@ -229,8 +273,6 @@ class Delivery:
     @property
     def datagram(self) -> bytes:
         """The delivery as one datagram (short bodies only; PROTOCOL §4)."""
-        if self._datagram is None:
-            if self.body.is_chunked:
-                raise ValueError("a chunked message cannot go in a datagram")
-            self._datagram = b"".join(self.frames)
-        return self._datagram
+        if self.body.is_chunked:
+            raise ValueError("a chunked message cannot go in a datagram")
+        return self.frames[0]

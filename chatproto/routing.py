@@ -7,8 +7,6 @@ and finds clients by userid through an :class:`IRouter`. Today's router is
 processes can take its place without the service changing.
 """
 
-from collections.abc import Iterator
-
 from zope.interface import Attribute, Interface, implementer
 
 from chatproto.message import Delivery
@@ -53,8 +51,8 @@ class IRouter(Interface):
     def lookup(name: bytes) -> IRecipient | None:
         """Return the recipient logged in as ``name``, or None."""
 
-    def everyone() -> Iterator[IRecipient]:
-        """Iterate over every logged-in recipient."""
+    def everyone() -> list[IRecipient]:
+        """Return every logged-in recipient (a snapshot the caller may keep)."""
 
     def __len__() -> int:
         """Return how many users are logged in."""
@@ -80,8 +78,8 @@ class LocalRouter:
     def lookup(self, name: bytes) -> IRecipient | None:
         return self._users.get(name)
 
-    def everyone(self) -> Iterator[IRecipient]:
-        return iter(list(self._users.values()))
+    def everyone(self) -> list[IRecipient]:
+        return list(self._users.values())
 
     def __len__(self) -> int:
         return len(self._users)

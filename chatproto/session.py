@@ -10,8 +10,16 @@ PROTOCOL §4) and hands complete messages to the service.
 from collections.abc import Callable
 
 from chatproto import verbose
-from chatproto.codec import ERROR, OK, encode_login
-from chatproto.events import BodyData, Event, Login, MessageEnd, MessageStart, Rejected
+from chatproto.codec import ERROR, OK, encode_login, encode_short_body
+from chatproto.events import (
+    BodyData,
+    Event,
+    Login,
+    MessageEnd,
+    MessageStart,
+    Rejected,
+    ShortMessage,
+)
 from chatproto.message import MessageBody
 from chatproto.routing import IClient
 from chatproto.service import ChatService
@@ -55,6 +63,16 @@ class ClientSession:
             self._reply(OK)
             client.name = event.user
 
+    def _on_short_message(self, event: ShortMessage) -> None:
+        service = self._service
+        if service.is_verbose:
+            parts = [event.line + b"\n", *encode_short_body(event.body)]
+            service.show(verbose.RECEIVED, self.client, parts)
+        if self.client.name is None:  # PROTOCOL §2: nothing but ME IS before login
+            self._refuse("not logged in")
+        else:
+            service.send(self.client, event.recipients, MessageBody.short(event.body))
+
     def _on_message_start(self, event: MessageStart) -> None:
         self._message = event
         self._body = self._service.new_body(event.chunked)
@@ -80,7 +98,7 @@ class ClientSession:
 
     def _on_rejected(self, event: Rejected) -> None:
         if self._message is not None and not event.fatal:
-            # A refused SEND/BROADCAST: shown whole, answered after its body.
+            # A refused chunked SEND/BROADCAST: shown whole, answered after its body.
             message, body = self._take_message()
             self._show_message(message, body)
             body.release()
@@ -127,6 +145,7 @@ class ClientSession:
 
 _HANDLERS: dict[type, Callable[[ClientSession, Event], None]] = {
     Login: ClientSession._on_login,  # type: ignore[dict-item]
+    ShortMessage: ClientSession._on_short_message,  # type: ignore[dict-item]
     MessageStart: ClientSession._on_message_start,  # type: ignore[dict-item]
     BodyData: ClientSession._on_body_data,  # type: ignore[dict-item]
     MessageEnd: ClientSession._on_message_end,  # type: ignore[dict-item]

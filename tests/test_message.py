@@ -131,9 +131,9 @@ def test_spool_directory_missing_fails_the_body(tmp_path) -> None:  # type: igno
 
 
 def test_delivery_frames_and_datagram() -> None:
-    """A delivery is the FROM line and the body's frames; a short one fits a datagram."""
+    """A short delivery is the FROM line and the framed body, joined once; it fits a datagram."""
     delivery = Delivery(b"alice", MessageBody.short(b"hi"))
-    assert delivery.frames == [b"FROM alice\n", b"2\n", b"hi"]
+    assert delivery.frames == [b"FROM alice\n2\nhi"]
     assert delivery.datagram == b"FROM alice\n2\nhi"
     assert delivery.size == len(delivery.datagram)
 
