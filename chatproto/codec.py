@@ -43,6 +43,8 @@ _USERID_RE = re.compile(rb"[\x21-\x7e]{1,32}")
 # What follows a command line when a short body comes at once: the line end,
 # a short length 0..99 (PROTOCOL §3), its line end.
 _SHORT_LENGTH_LINE_RE = re.compile(rb"\r?\n([0-9]{1,2})\r?\n")
+# A whole chunk header line, as it comes in the common case.
+_CHUNK_HEADER_LINE_RE = re.compile(rb"C([0-9]{1,3})\r?\n")
 # PROTOCOL §3: chunk size C0..C999 (leading zeros allowed).
 _CHUNK_HEADER_RE = re.compile(rb"C([0-9]{1,3})")
 _LOGIN_PREFIX = b"ME IS "
@@ -138,6 +140,29 @@ class ReceiveBuffer:
         if self._scan < end:
             self._scan = end
         return body
+
+    def take_chunk(self, max_size: int) -> bytes | None:
+        """Consume a chunk header and its data if both are buffered, as they usually are.
+
+        Returns the chunk's data (empty for ``C0``), or ``None`` (consuming
+        nothing) when the buffer does not start with a whole header and its
+        data, or the size is over ``max_size``: the caller then reads the
+        header as a line, with the same result.
+        """
+        header = _CHUNK_HEADER_LINE_RE.match(self._data, self._start)
+        if header is None:
+            return None
+        size = int(header.group(1))
+        start = header.end()
+        end = start + size
+        if size > max_size or len(self._data) < end:
+            return None
+        with memoryview(self._data) as view:
+            data = view[start:end].tobytes()
+        self._start = end
+        if self._scan < end:
+            self._scan = end
+        return data
 
     def take_rest(self, max_line: int) -> bytes | _LineTooLong:
         """Consume everything buffered as one last line (at end of input).
@@ -289,6 +314,16 @@ class Decoder:
                 self._state = _CHUNK_HEADER
                 return BodyData(data)
             elif state == _LENGTH or state == _CHUNK_HEADER:
+                if state == _CHUNK_HEADER:
+                    # The common case: a whole chunk, header and data, in one step.
+                    room = limits.max_message_bytes - self._body_bytes
+                    data = buffer.take_chunk(room)
+                    if data:
+                        self._body_bytes += len(data)
+                        return BodyData(data)
+                    if data is not None:  # C0: the end
+                        self._state = _END
+                        continue
                 line = buffer.take_line(limits.max_line_bytes)
                 if line is None:
                     return self._fail("eof mid-message") if self._at_eof else NEED_DATA

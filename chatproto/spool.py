@@ -9,6 +9,10 @@ even a killed server leaves nothing behind on disk.
 import tempfile
 from typing import IO
 
+#: Write buffer of a spool file: a big body arrives as ~1 KB chunks, and each
+#: buffer flush is a system call.
+SPOOL_WRITE_BUFFER_BYTES = 256 * 1024
+
 
 class SpoolFullError(Exception):
     """The spool has no room for more bytes (its limit, or the disk)."""
@@ -37,7 +41,9 @@ class Spool:
             SpoolFullError: the file could not be created (no room, no descriptors).
         """
         try:
-            spool_file = tempfile.TemporaryFile(dir=self.directory, prefix="chatproto-")
+            spool_file = tempfile.TemporaryFile(
+                dir=self.directory, prefix="chatproto-", buffering=SPOOL_WRITE_BUFFER_BYTES
+            )
         except OSError as error:
             raise SpoolFullError(f"cannot create a spool file: {error}") from error
         self.files_open += 1

@@ -1,0 +1,94 @@
+"""Micro-benchmark of the wire decoder alone: no network, no reactor.
+
+Builds streams of typical client traffic with the project's own encoders,
+feeds them to ``chatproto.codec.Decoder`` in reads of realistic sizes (as
+Twisted hands them over) and drains every event, printing MB/s and frames/s
+per stream, best of ``--repeat`` runs. A parser regression shows here first.
+
+Usage::
+
+    python bench/codec_bench.py [--mb 8] [--read 65536] [--repeat 5]
+"""
+
+import argparse
+import time
+from collections.abc import Callable
+
+from chatproto.codec import Decoder, encode_login, encode_message
+from chatproto.events import NEED_DATA
+from chatproto.limits import Limits
+
+
+def short_stream(size: int) -> Callable[[int], tuple[bytes, int]]:
+    """Return a builder of a stream of SENDs with ``size``-byte short bodies."""
+
+    def build(total: int) -> tuple[bytes, int]:
+        frame = encode_message([b"bob"], b"m" * size)
+        count = max(1, total // len(frame))
+        return encode_login(b"alice") + frame * count, count
+
+    return build
+
+
+def chunked_stream(size: int) -> Callable[[int], tuple[bytes, int]]:
+    """Return a builder of a stream of SENDs with ``size``-byte chunked bodies."""
+
+    def build(total: int) -> tuple[bytes, int]:
+        frame = encode_message([b"bob"], b"c" * size, chunked=True)
+        count = max(1, total // len(frame))
+        return encode_login(b"alice") + frame * count, count
+
+    return build
+
+
+def broadcast_stream(size: int) -> Callable[[int], tuple[bytes, int]]:
+    """Return a builder of a stream of BROADCASTs with ``size``-byte short bodies."""
+
+    def build(total: int) -> tuple[bytes, int]:
+        frame = encode_message(None, b"b" * size)
+        count = max(1, total // len(frame))
+        return encode_login(b"alice") + frame * count, count
+
+    return build
+
+
+STREAMS = {
+    "short SEND 32 B": short_stream(32),
+    "short SEND 99 B": short_stream(99),
+    "short BROADCAST 32 B": broadcast_stream(32),
+    "chunked SEND 1000 B": chunked_stream(1000),
+    "chunked SEND 64 KiB": chunked_stream(64 * 1024),
+}
+
+
+def decode(stream: bytes, read_size: int) -> int:
+    """Feed ``stream`` in reads of ``read_size`` bytes; return how many events came out."""
+    decoder = Decoder(Limits())
+    events = 0
+    next_event = decoder.next_event
+    for start in range(0, len(stream), read_size):
+        decoder.feed(stream[start : start + read_size])
+        while next_event() is not NEED_DATA:
+            events += 1
+    return events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mb", type=float, default=8.0, help="stream size per case, MB")
+    parser.add_argument("--read", type=int, default=65536, help="bytes per feed() call")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per case; best is shown")
+    args = parser.parse_args()
+    print(f"decoder, {args.mb} MB per stream, {args.read}-byte reads, best of {args.repeat}")
+    for name, build in STREAMS.items():
+        stream, frames = build(int(args.mb * 1e6))
+        best = float("inf")
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            decode(stream, args.read)
+            best = min(best, time.perf_counter() - started)
+        print(f"  {name:22} {len(stream) / best / 1e6:8.1f} MB/s {frames / best:12,.0f} frames/s")
+
+
+if __name__ == "__main__":
+    main()
