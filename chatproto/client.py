@@ -57,6 +57,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
+from chatproto.argtypes import port_number, positive_int
 from chatproto.client_codec import (
     ClientDecoder,
     DeliveryData,
@@ -1353,26 +1354,6 @@ class FileSendJob:
 # -- command line ----------------------------------------------------------------
 
 
-def _port_number(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise usage.UsageError(f"not a port number: {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise usage.UsageError(f"port out of range 1-65535: {port}")
-    return port
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
-
-
-_positive_int.coerceDoc = "Must be a whole number, at least 1."  # type: ignore[attr-defined]
-
-
 class Options(usage.Options):
     """Command-line options of ``chat_client``: ``HOST PORT USERID`` and flags, in any order.
 
@@ -1400,7 +1381,7 @@ class Options(usage.Options):
             None,
             Limits().max_message_bytes,
             "Largest message body in bytes, received or sent (the server's default).",
-            _positive_int,
+            positive_int,
         ],
     ]
 
@@ -1417,7 +1398,7 @@ class Options(usage.Options):
 
     def parseArgs(self, host: str, port: str, user: str) -> None:
         self["host"] = host
-        self["port"] = _port_number(port)
+        self["port"] = port_number(port)
         raw_user = user.encode("utf-8", "surrogateescape")
         if not is_valid_userid(raw_user):
             raise usage.UsageError(

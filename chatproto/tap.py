@@ -16,40 +16,13 @@ from twisted.application.service import MultiService
 from twisted.internet.endpoints import quoteStringArgument
 from twisted.python import usage
 
+from chatproto.argtypes import port_number, positive_float, positive_int
 from chatproto.limits import Limits
 from chatproto.protocol import ChatFactory
 from chatproto.service import ChatService
 from chatproto.udp import ChatDatagramProtocol
 
 _DEFAULT = Limits()
-
-
-def _port_number(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise usage.UsageError(f"not a port number: {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise usage.UsageError(f"port out of range 1-65535: {port}")
-    return port
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be positive")
-    return value
-
-
-_positive_int.coerceDoc = "Must be a whole number, at least 1."  # type: ignore[attr-defined]
-_positive_float.coerceDoc = "Must be a positive number."  # type: ignore[attr-defined]
 
 
 class Options(usage.Options):
@@ -76,49 +49,49 @@ class Options(usage.Options):
             None,
             _DEFAULT.max_message_bytes,
             "Largest message body in bytes.",
-            _positive_int,
+            positive_int,
         ],
         [
             "max-line",
             None,
             _DEFAULT.max_line_bytes,
             "Longest command or length line in bytes.",
-            _positive_int,
+            positive_int,
         ],
         [
             "max-recipients",
             None,
             _DEFAULT.max_recipients,
             "Most recipients in one SEND.",
-            _positive_int,
+            positive_int,
         ],
         [
             "login-timeout",
             None,
             _DEFAULT.login_timeout_s,
             "Seconds a TCP connection may stay without logging in.",
-            _positive_float,
+            positive_float,
         ],
         [
             "udp-expiry",
             None,
             _DEFAULT.udp_session_ttl_s,
             "Seconds without a datagram after which a UDP user is logged out.",
-            _positive_float,
+            positive_float,
         ],
         [
             "spill-threshold",
             None,
             _DEFAULT.spill_threshold_bytes,
             "Bytes of a message body kept in memory before it moves to a spool file.",
-            _positive_int,
+            positive_int,
         ],
         [
             "max-spool",
             None,
             _DEFAULT.max_spool_bytes,
             "Total bytes of spool files at once; a big message past it gets ERROR.",
-            _positive_int,
+            positive_int,
         ],
         ["spool-dir", None, None, "Directory for spool files (default: the system's temp dir)."],
         [
@@ -127,7 +100,7 @@ class Options(usage.Options):
             None,
             "Serve Prometheus metrics over HTTP at /metrics on this port "
             "(needs: pip install 'chatproto[metrics]').",
-            _port_number,
+            port_number,
         ],
         ["metrics-interface", None, "127.0.0.1", "Address the metrics page listens on."],
         [
@@ -135,28 +108,28 @@ class Options(usage.Options):
             None,
             _DEFAULT.max_backlog_bytes,
             "Bytes queued in memory for a client that is not reading before it is dropped.",
-            _positive_int,
+            positive_int,
         ],
         [
             "max-connections",
             None,
             _DEFAULT.max_connections,
             "TCP connections at once; new ones past it are closed at once.",
-            _positive_int,
+            positive_int,
         ],
         [
             "max-udp-sessions",
             None,
             _DEFAULT.max_udp_sessions,
             "UDP users at once; logins past it get ERROR.",
-            _positive_int,
+            positive_int,
         ],
         [
             "listen-backlog",
             None,
             _DEFAULT.listen_backlog,
             "Connections the kernel queues for each TCP port before they are accepted.",
-            _positive_int,
+            positive_int,
         ],
         [
             "random-seed",
@@ -174,7 +147,7 @@ class Options(usage.Options):
 
     def opt_port(self, value: str) -> None:
         """Listen on TCP and UDP port PORT (repeatable)."""
-        self["ports"].append(_port_number(value))
+        self["ports"].append(port_number(value))
 
     opt_p = opt_port
 

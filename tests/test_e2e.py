@@ -30,7 +30,6 @@ from tests.e2e_support import (
     Deadline,
     Server,
     TcpClient,
-    UdpClient,
     free_port,
     free_ports,
     pid_alive,
@@ -59,36 +58,6 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     yield start
     for server in servers:
         server.stop()
-
-
-@pytest.fixture
-def tcp() -> Iterator[Callable[[int], TcpClient]]:
-    """Open TCP clients on demand; close them all at teardown."""
-    clients: list[TcpClient] = []
-
-    def connect(port: int) -> TcpClient:
-        client = TcpClient(port)
-        clients.append(client)
-        return client
-
-    yield connect
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def udp() -> Iterator[Callable[[int], UdpClient]]:
-    """Open UDP clients on demand; close them all at teardown."""
-    clients: list[UdpClient] = []
-
-    def open_client(port: int) -> UdpClient:
-        client = UdpClient(port)
-        clients.append(client)
-        return client
-
-    yield open_client
-    for client in clients:
-        client.close()
 
 
 def relogin(client: TcpClient, user: bytes, attempts: int = 500) -> None:

@@ -64,36 +64,6 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         server.stop()
 
 
-@pytest.fixture
-def tcp() -> Iterator[Callable[[int], TcpClient]]:
-    """Open TCP clients on demand; close them all at teardown."""
-    clients: list[TcpClient] = []
-
-    def connect(port: int) -> TcpClient:
-        client = TcpClient(port)
-        clients.append(client)
-        return client
-
-    yield connect
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def udp() -> Iterator[Callable[[int], UdpClient]]:
-    """Open UDP clients on demand; close them all at teardown."""
-    clients: list[UdpClient] = []
-
-    def open_client(port: int) -> UdpClient:
-        client = UdpClient(port)
-        clients.append(client)
-        return client
-
-    yield open_client
-    for client in clients:
-        client.close()
-
-
 def delivery(sender: bytes, body: bytes) -> bytes:
     """Return the exact bytes a recipient gets for a short message."""
     return b"FROM %s\n%d\n%s" % (sender, len(body), body)
