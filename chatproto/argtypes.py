@@ -1,10 +1,45 @@
-"""Value checks for command-line options, shared by ``chat_server`` and ``chat_client``.
+"""Command-line helpers shared by ``chat_server`` and ``chat_client``.
 
-Each takes the option's text and returns the value, raising ``ValueError``
-(turned into a usage error by ``twisted.python.usage``) or ``UsageError``.
+The value checks take an option's text and return the value, raising
+``ValueError`` (turned into a usage error by ``twisted.python.usage``) or
+``UsageError``. :class:`AnyOrderOptions` lets options and arguments mix.
 """
 
+import getopt
+import sys
+from collections.abc import Sequence
+
 from twisted.python import usage
+
+
+class AnyOrderOptions(usage.Options):
+    """``usage.Options`` that accepts options after positional arguments too.
+
+    ``usage.Options`` stops at the first argument (like ``getopt.getopt``);
+    ``chat_server 9000 -v`` must work as well as ``chat_server -v 9000``.
+    """
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """Parse ``options``, which may mix options and arguments in any order."""
+        if options is None:
+            options = sys.argv[1:]
+        super().parseOptions(self._options_first(list(options)))
+
+    def _options_first(self, args: list[str]) -> list[str]:
+        """Reorder ``args`` so options come first, as ``usage.Options`` expects."""
+        try:
+            pairs, positional = getopt.gnu_getopt(args, self.shortOpt, self.longOpt)
+        except getopt.GetoptError as error:
+            raise usage.UsageError(str(error)) from None
+        ordered: list[str] = []
+        for option, value in pairs:
+            if option.startswith("--"):
+                takes_value = option[2:] + "=" in self.longOpt
+                ordered.append(f"{option}={value}" if takes_value else option)
+            else:
+                takes_value = option[1] + ":" in self.shortOpt
+                ordered.extend([option, value] if takes_value else [option])
+        return [*ordered, "--", *positional]
 
 
 def port_number(text: str) -> int:

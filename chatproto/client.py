@@ -22,7 +22,6 @@ The client prints only its user-facing output; diagnostics go to
 """
 
 import codecs
-import getopt
 import ipaddress
 import json
 import os
@@ -57,7 +56,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
-from chatproto.argtypes import port_number, positive_int
+from chatproto.argtypes import AnyOrderOptions, port_number, positive_int
 from chatproto.client_codec import (
     ClientDecoder,
     DeliveryData,
@@ -1354,7 +1353,7 @@ class FileSendJob:
 # -- command line ----------------------------------------------------------------
 
 
-class Options(usage.Options):
+class Options(AnyOrderOptions):
     """Command-line options of ``chat_client``: ``HOST PORT USERID`` and flags, in any order.
 
     After parsing: ``host`` (str), ``port`` (int), ``user`` (bytes), ``send``
@@ -1406,12 +1405,6 @@ class Options(usage.Options):
             )
         self["user"] = raw_user
 
-    def parseOptions(self, options: Sequence[str] | None = None) -> None:
-        """Parse ``options``, which may mix options and the three arguments in any order."""
-        if options is None:
-            options = sys.argv[1:]
-        super().parseOptions(_options_first(self, list(options)))
-
     def postOptions(self) -> None:
         self["send"] = list(dict.fromkeys(self["send"]))
         if self["send"] and self["file"] is None:
@@ -1428,23 +1421,6 @@ class Options(usage.Options):
     def limits(self) -> Limits:
         """Return the :class:`Limits` these options ask for."""
         return Limits(max_message_bytes=self["max-message"])
-
-
-def _options_first(options: usage.Options, args: list[str]) -> list[str]:
-    """Reorder ``args`` so options come first, as ``usage.Options`` expects."""
-    try:
-        pairs, positional = getopt.gnu_getopt(args, options.shortOpt, options.longOpt)
-    except getopt.GetoptError as error:
-        raise usage.UsageError(str(error)) from None
-    ordered: list[str] = []
-    for option, value in pairs:
-        if option.startswith("--"):
-            takes_value = option[2:] + "=" in options.longOpt
-            ordered.append(f"{option}={value}" if takes_value else option)
-        else:
-            takes_value = option[1] + ":" in options.shortOpt
-            ordered.extend([option, value] if takes_value else [option])
-    return [*ordered, "--", *positional]
 
 
 def _error_line(err: IO[str], text: str) -> None:

@@ -5,18 +5,15 @@ every port, a TCP listener and a UDP listener that share it (PROTOCOL §1).
 Nothing else happens here: parsing, wiring, and no behaviour of its own.
 """
 
-import getopt
 import random
 import resource
-import sys
-from collections.abc import Sequence
 
 from twisted.application import internet, strports
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import quoteStringArgument
 from twisted.python import usage
 
-from chatproto.argtypes import port_number, positive_float, positive_int
+from chatproto.argtypes import AnyOrderOptions, port_number, positive_float, positive_int
 from chatproto.limits import Limits
 from chatproto.protocol import ChatFactory
 from chatproto.service import ChatService
@@ -25,7 +22,7 @@ from chatproto.udp import ChatDatagramProtocol
 _DEFAULT = Limits()
 
 
-class Options(usage.Options):
+class Options(AnyOrderOptions):
     """Command-line options of the chat server.
 
     Ports are given as arguments or with ``-p`` (repeatable); options may
@@ -160,28 +157,6 @@ class Options(usage.Options):
     def parseArgs(self, *ports: str) -> None:
         for port in ports:
             self.opt_port(port)
-
-    def parseOptions(self, options: Sequence[str] | None = None) -> None:
-        """Parse ``options``, which may mix options and port arguments in any order."""
-        if options is None:
-            options = sys.argv[1:]
-        super().parseOptions(self._options_first(list(options)))
-
-    def _options_first(self, args: list[str]) -> list[str]:
-        """Reorder ``args`` so options come first, as ``usage.Options`` expects."""
-        try:
-            pairs, positional = getopt.gnu_getopt(args, self.shortOpt, self.longOpt)
-        except getopt.GetoptError as error:
-            raise usage.UsageError(str(error)) from None
-        ordered: list[str] = []
-        for option, value in pairs:
-            if option.startswith("--"):
-                takes_value = option[2:] + "=" in self.longOpt
-                ordered.append(f"{option}={value}" if takes_value else option)
-            else:
-                takes_value = option[1] + ":" in self.shortOpt
-                ordered.extend([option, value] if takes_value else [option])
-        return [*ordered, "--", *positional]
 
     def postOptions(self) -> None:
         if not self["ports"] and not self["listen"]:
