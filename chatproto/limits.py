@@ -33,6 +33,8 @@ class Limits:
         max_backlog_bytes: in-memory bytes queued for one TCP recipient that
             is not reading; past it the recipient is disconnected
             (``--max-backlog``).
+        send_timeout_s: a TCP recipient with deliveries waiting that reads
+            nothing for this long is disconnected (``--send-timeout``).
         max_connections: TCP connections at once; new ones past it are
             closed at once (``--max-connections``).
         max_udp_sessions: UDP users at once; logins past it get ``ERROR``
@@ -49,6 +51,7 @@ class Limits:
     spill_threshold_bytes: int = 256 * KIB
     max_spool_bytes: int = 4 * 1024 * MIB
     max_backlog_bytes: int = 16 * MIB
+    send_timeout_s: float = 120.0
     max_connections: int = 16384
     max_udp_sessions: int = 65536
     listen_backlog: int = 1024
@@ -67,7 +70,7 @@ class Limits:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("login_timeout_s", "udp_session_ttl_s"):
+        for name in ("login_timeout_s", "udp_session_ttl_s", "send_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
 

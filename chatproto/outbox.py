@@ -8,12 +8,14 @@ their file a piece at a time, so a big message costs one piece of memory per
 recipient, not its size. Bytes waiting in memory form the backlog; past
 ``Limits.max_backlog_bytes`` the client is given up on (PROTOCOL §7), so a
 recipient that stops reading cannot make the server grow or slow anyone down.
+A client whose queue makes no progress for ``Limits.send_timeout_s`` is given
+up on too: that also bounds how long a stalled client can hold a spool file.
 """
 
 from collections import deque
 from collections.abc import Callable
 
-from twisted.internet.interfaces import IPushProducer, IReactorTime, ITransport
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, ITransport
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -58,6 +60,8 @@ class Outbox:
         "_is_closed",
         "_clock",
         "_latency",
+        "_stall_timeout_s",
+        "_stall_timer",
     )
 
     log = Logger()
@@ -66,11 +70,14 @@ class Outbox:
         self,
         transport: ITransport,
         max_backlog_bytes: int,
-        on_overflow: Callable[[], None],
+        on_overflow: Callable[[str], None],
         clock: IReactorTime,
         latency: LatencyHistogram,
+        stall_timeout_s: float,
     ) -> None:
         self.backlog_bytes = 0
+        self._stall_timeout_s = stall_timeout_s
+        self._stall_timer: IDelayedCall | None = None  # runs while deliveries wait
         self._clock = clock
         self._latency = latency
         self._transport = transport
@@ -87,7 +94,7 @@ class Outbox:
 
         Returns:
             False if the client is given up on (its backlog passed the limit,
-            and ``on_overflow`` was called) or already closed.
+            and ``on_overflow`` was called with the reason) or already closed.
         """
         if self._is_closed:
             return False
@@ -102,12 +109,12 @@ class Outbox:
             return True
         if self._queue is None:
             self._queue = deque()
+            self._stall_timer = self._clock.callLater(self._stall_timeout_s, self._stalled)
         body.acquire()
         self._queue.append((delivery, self._clock.seconds()))
         self.backlog_bytes += _memory_cost(delivery)
         if self.backlog_bytes > self._max_backlog_bytes:
-            self.close()
-            self._on_overflow()
+            self._give_up("backlog over the limit")
             return False
         self._send_queued()
         return True
@@ -116,6 +123,8 @@ class Outbox:
         """Write queued deliveries until the queue is empty or the transport pauses us."""
         queue = self._queue
         transport = self._transport
+        if queue and not self._is_paused and self._stall_timer is not None:
+            self._stall_timer.reset(self._stall_timeout_s)  # the client is reading
         while queue and not self._is_paused and not self._is_closed:
             delivery, queued_at = queue[0]
             body = delivery.body
@@ -137,10 +146,26 @@ class Outbox:
             self._latency.observe(self._clock.seconds() - queued_at)
         if not queue:
             self._queue = None
+            self._stop_stall_timer()
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        self._give_up(f"no progress for {self._stall_timeout_s:g} s")
+
+    def _stop_stall_timer(self) -> None:
+        if self._stall_timer is not None:
+            if self._stall_timer.active():
+                self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _give_up(self, reason: str) -> None:
+        self.close()
+        self._on_overflow(reason)
 
     def close(self) -> None:
         """Drop everything queued (the client is gone); later pushes are refused."""
         self._is_closed = True
+        self._stop_stall_timer()
         queue, self._queue = self._queue, None
         self.backlog_bytes = 0
         for delivery, _ in queue or ():

@@ -38,11 +38,21 @@ class ChatProtocol(Protocol, TimeoutMixin):
     expires_when_idle = False
 
     def __init__(self) -> None:
-        self.name: bytes | None = None
+        self._name: bytes | None = None
         self.peer = "?"
         self._decoder: Decoder | None = None
         self._session: ClientSession | None = None
         self._outbox: Outbox | None = None
+
+    @property
+    def name(self) -> bytes | None:
+        return self._name
+
+    @name.setter
+    def name(self, user: bytes | None) -> None:
+        self._name = user
+        if user is not None:
+            self.setTimeout(None)  # logged in: the login timeout is done with
 
     def connectionMade(self) -> None:
         service = self.factory.service
@@ -63,6 +73,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self._on_backlog_overflow,
             service.clock,
             service.stats.delivery_latency,
+            service.limits.send_timeout_s,
         )
         self.transport.registerProducer(self._outbox, True)
         # PROTOCOL §7: a connection that never logs in is closed.
@@ -117,20 +128,19 @@ class ChatProtocol(Protocol, TimeoutMixin):
                 self.log.failure("releasing {peer} failed", peer=self.peer)
 
     def timeoutConnection(self) -> None:
-        if self.name is None:
-            self.factory.service.note(self, "closed: no login in time")
-            self.transport.loseConnection()
+        self.factory.service.note(self, "closed: no login in time")
+        self.transport.loseConnection()
 
-    def _on_backlog_overflow(self) -> None:
-        """The client stopped reading and its backlog passed the limit: give up on it."""
+    def _on_backlog_overflow(self, reason: str) -> None:
+        """The client stopped reading (backlog over the limit, or stalled): give up on it."""
         service = self.factory.service
         service.stats.slow_consumers += 1
         self.log.info(
-            "disconnecting slow consumer {who}: backlog over {limit} bytes",
+            "disconnecting slow consumer {who}: {reason}",
             who=service.describe(self),
-            limit=service.limits.max_backlog_bytes,
+            reason=reason,
         )
-        service.note(self, "disconnected: not reading, backlog over the limit")
+        service.note(self, f"disconnected: not reading ({reason})")
         service.logout(self)
         self.transport.abortConnection()
 

@@ -108,6 +108,13 @@ class Options(AnyOrderOptions):
             positive_int,
         ],
         [
+            "send-timeout",
+            None,
+            _DEFAULT.send_timeout_s,
+            "Seconds a client with deliveries waiting may read nothing before it is dropped.",
+            positive_float,
+        ],
+        [
             "max-connections",
             None,
             _DEFAULT.max_connections,
@@ -181,6 +188,7 @@ class Options(AnyOrderOptions):
             spill_threshold_bytes=self["spill-threshold"],
             max_spool_bytes=self["max-spool"],
             max_backlog_bytes=self["max-backlog"],
+            send_timeout_s=self["send-timeout"],
             max_connections=self["max-connections"],
             max_udp_sessions=self["max-udp-sessions"],
             listen_backlog=self["listen-backlog"],

@@ -12,9 +12,11 @@ from chatproto.stats import LatencyHistogram
 class Overflows:
     def __init__(self) -> None:
         self.count = 0
+        self.reasons: list[str] = []
 
-    def __call__(self) -> None:
+    def __call__(self, reason: str) -> None:
         self.count += 1
+        self.reasons.append(reason)
 
 
 class FillingTransport(StringTransport):
@@ -31,11 +33,11 @@ class FillingTransport(StringTransport):
 
 
 def make_outbox(
-    max_backlog: int = 10_000, transport: StringTransport | None = None
+    max_backlog: int = 10_000, transport: StringTransport | None = None, clock: Clock | None = None
 ) -> tuple[Outbox, StringTransport, Overflows]:
     transport = transport if transport is not None else StringTransport()
     overflows = Overflows()
-    outbox = Outbox(transport, max_backlog, overflows, Clock(), LatencyHistogram())
+    outbox = Outbox(transport, max_backlog, overflows, clock or Clock(), LatencyHistogram(), 120.0)
     transport.registerProducer(outbox, True)
     return outbox, transport, overflows
 
@@ -95,7 +97,7 @@ def test_backlog_over_the_limit_gives_the_client_up() -> None:
     outbox.pauseProducing()
     results = [outbox.push(short(b"x" * 50)) for _ in range(3)]
     assert results == [True, False, False]
-    assert overflows.count == 1
+    assert overflows.reasons == ["backlog over the limit"]
     assert outbox.backlog_bytes == 0
     outbox.resumeProducing()
     assert transport.value() == b""
@@ -145,3 +147,40 @@ def test_close_releases_queued_spool_files(tmp_path) -> None:  # type: ignore[no
     outbox.stopProducing()
     assert (spool.files_open, spool.bytes_in_use) == (0, 0)
     assert not outbox.push(short(b"late"))
+
+
+def test_recipient_that_reads_nothing_for_the_send_timeout_is_given_up() -> None:
+    """Deliveries waiting with no progress for the send timeout make the outbox give up."""
+    clock = Clock()
+    outbox, _, overflows = make_outbox(clock=clock)
+    outbox.pauseProducing()
+    outbox.push(short(b"waiting"))
+    clock.advance(119)
+    assert overflows.reasons == []
+    clock.advance(2)
+    assert overflows.reasons == ["no progress for 120 s"]
+    assert not outbox.push(short(b"late"))
+
+
+def test_progress_restarts_the_send_timeout() -> None:
+    """A client that keeps reading, however slowly, is never timed out."""
+    clock = Clock()
+    transport = FillingTransport()
+    outbox, _, overflows = make_outbox(transport=transport, clock=clock)
+    outbox.pauseProducing()
+    for text in (b"1", b"2", b"3", b"4"):
+        outbox.push(short(text))
+    for _ in range(4):
+        clock.advance(100)
+        outbox.resumeProducing()  # one delivery gets out, then the buffer is full again
+    assert overflows.reasons == []
+    assert transport.value().endswith(b"FROM alice\n1\n4")
+    assert clock.getDelayedCalls() == []  # nothing waits: no timer
+
+
+def test_no_timer_while_nothing_waits() -> None:
+    """A client with nothing queued costs no timer."""
+    clock = Clock()
+    outbox, _, _ = make_outbox(clock=clock)
+    outbox.push(short(b"straight through"))
+    assert clock.getDelayedCalls() == []

@@ -426,3 +426,19 @@ def test_connections_past_the_limit_are_refused() -> None:
     assert factory.buildProtocol(address) is None
     close(protocols[0])
     assert factory.buildProtocol(address) is not None
+
+
+def test_recipient_that_stalls_is_dropped_after_the_send_timeout() -> None:
+    """A recipient with deliveries waiting that reads nothing for the timeout is dropped."""
+    clock = Clock()
+    service = make_service(clock=clock, limits=Limits(send_timeout_s=5))
+    alice, _ = login(service, b"alice")
+    bob, bob_transport = login(service, b"bob")
+    bob_transport.producer.pauseProducing()
+    alice.dataReceived(b"SEND bob\n2\nhi")
+    clock.advance(4)
+    assert not bob_transport.disconnecting
+    clock.advance(2)
+    assert bob_transport.disconnected and service.lookup(b"bob") is None
+    close(bob)
+    assert clock.getDelayedCalls() == []

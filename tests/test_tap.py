@@ -25,6 +25,7 @@ DEFAULTS = {
     "max-spool": 4096 * MIB,
     "spool-dir": None,
     "max-backlog": 16 * MIB,
+    "send-timeout": 120.0,
     "max-connections": 16384,
     "max-udp-sessions": 65536,
     "random-seed": None,
