@@ -331,9 +331,9 @@ class Decoder:
                     return self._fail("line too long")
                 assert isinstance(line, bytes)
                 if line:  # PROTOCOL §3: blank lines between frames are ignored
-                    event = self._parse_length(line, state == _LENGTH)
-                    if event is not None:
-                        return event
+                    started = self._parse_length(line, state == _LENGTH)
+                    if started is not None:
+                        return started
             elif state == _END:
                 self._state = _COMMAND
                 if self._refusal is not None:
