@@ -51,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a clean stop (SIGINT or SIGTERM).
     """
     options = Options()
+    options.synopsis = f"Usage: {PROGRAM} {Options.synopsis}"
     try:
         options.parseOptions(argv)
     except usage.UsageError as error:

@@ -156,9 +156,7 @@ class Options(AnyOrderOptions):
     opt_p = opt_port
 
     def opt_listen(self, endpoint: str) -> None:
-        """Also listen for TCP-like streams on a Twisted server endpoint (repeatable),
-        e.g. tcp6:9000, ssl:9443:privateKey=key.pem:certKey=cert.pem, unix:/run/chat.sock.
-        """
+        """Also listen on a Twisted stream endpoint (repeatable): tcp6:9000, ssl:9443:privateKey=key.pem:certKey=cert.pem, unix:/run/chat.sock ..."""  # noqa: E501
         self["listen"].append(endpoint)
 
     def parseArgs(self, *ports: str) -> None:
