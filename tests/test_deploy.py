@@ -12,10 +12,13 @@ import configparser
 import datetime
 import ipaddress
 import os
+import pwd
 import shlex
+import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,16 +43,19 @@ from tests.e2e_support import (
     daemon_command,
     free_port,
     free_ports,
+    pid_alive,
     read_pid,
     samples_named,
     scrape_metrics,
     server_env,
+    stop_process,
     tcp_connector,
     twistd_log_entries,
     unix_connector,
     wait_for_log_text,
     wait_for_port,
     wait_for_stream,
+    wait_until,
 )
 
 IPV6_LOOPBACK = "::1"
@@ -502,3 +508,50 @@ def test_unit_file_sets_hardening_keys():
         key: service.get(key) for key in ("NoNewPrivileges", "ProtectSystem", "PrivateTmp")
     }
     assert hardening == {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_daemon_started_as_root_serves_as_the_uid_and_gid_given() -> None:
+    """With twistd's --uid/--gid the daemon binds as root, then serves and stops as that user."""
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' on this machine")
+    port = free_port()
+    # A directory the unprivileged daemon can reach and write (pytest's tmp dirs are 0700).
+    with tempfile.TemporaryDirectory(prefix="chatproto-uid-") as name:
+        workdir = Path(name)
+        workdir.chmod(0o777)  # not sticky: the daemon must remove root's pidfile
+        pidfile, logfile = workdir / "chat.pid", workdir / "chat.log"
+        twistd_options = ["--uid", str(nobody.pw_uid), "--gid", str(nobody.pw_gid)]
+        command = daemon_command(logfile, pidfile, port, [])
+        command[1:1] = twistd_options  # twistd's options go before the subcommand
+        launcher = subprocess.Popen(
+            command, cwd=workdir, env=server_env(), stdin=subprocess.DEVNULL
+        )
+        try:
+            assert launcher.wait(timeout=TIMEOUT_S) == 0  # twistd forked the daemon away
+        finally:
+            stop_process(launcher)
+        wait_until(lambda: read_pid(pidfile) is not None, what="the pidfile")
+        pid = read_pid(pidfile)
+        assert pid is not None
+        try:
+            wait_for_port(port)
+            status = Path(f"/proc/{pid}/status").read_text()
+            uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+            assert uid_line.split()[1:] == [str(nobody.pw_uid)] * 4
+            client = TcpClient(port)
+            try:
+                client.login(b"zed")
+                client.send(encode_message([b"zed"], b"as nobody"))
+                client.expect(b"FROM zed\n9\nas nobody")
+            finally:
+                client.close()
+            os.kill(pid, signal.SIGTERM)
+            wait_until(lambda: not pid_alive(pid), what="the daemon to exit")
+            assert not pidfile.exists()
+            assert "Server Shut Down." in logfile.read_text("ascii")
+        finally:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
