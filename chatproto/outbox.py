@@ -33,6 +33,37 @@ SPOOL_READ_BYTES = 64 * KIB
 QUEUED_DELIVERY_OVERHEAD_BYTES = 512
 
 
+class WriteBatcher:
+    """Gathers the writes of one read's processing into one write per client.
+
+    A sender's read holds many messages; each would cost every recipient a
+    transport write. Outboxes add in-memory deliveries to a pending list and
+    mark themselves here; whoever processed the input calls :meth:`flush` when
+    done, and each marked client gets one ``writeSequence``.
+    """
+
+    __slots__ = ("_marked",)
+
+    log = Logger()
+
+    def __init__(self) -> None:
+        self._marked: list[Outbox] = []
+
+    def mark(self, outbox: "Outbox") -> None:
+        """Remember ``outbox`` as holding pending writes."""
+        self._marked.append(outbox)
+
+    def flush(self) -> None:
+        """Write every marked outbox's pending frames."""
+        while self._marked:
+            marked, self._marked = self._marked, []
+            for outbox in marked:
+                try:
+                    outbox.write_pending()
+                except Exception:
+                    self.log.failure("writing to a client failed")
+
+
 def _memory_cost(delivery: Delivery) -> int:
     """What a queued delivery holds in memory: its frames unless spooled, and overhead."""
     body = delivery.body
@@ -62,6 +93,8 @@ class Outbox:
         "_latency",
         "_stall_timeout_s",
         "_stall_timer",
+        "_batcher",
+        "_pending",
     )
 
     log = Logger()
@@ -74,8 +107,11 @@ class Outbox:
         clock: IReactorTime,
         latency: LatencyHistogram,
         stall_timeout_s: float,
+        batcher: WriteBatcher,
     ) -> None:
         self.backlog_bytes = 0
+        self._batcher = batcher
+        self._pending: list[bytes] | None = None  # in-memory frames until the batch ends
         self._stall_timeout_s = stall_timeout_s
         self._stall_timer: IDelayedCall | None = None  # runs while deliveries wait
         self._clock = clock
@@ -100,13 +136,14 @@ class Outbox:
             return False
         body = delivery.body
         if self._queue is None and not self._is_paused and body.is_in_memory:
-            frames = delivery.frames  # the common case: straight through
-            if len(frames) == 1:
-                self._transport.write(frames[0])
-            else:
-                self._transport.writeSequence(frames)
+            pending = self._pending  # the common case: written when the batch ends
+            if pending is None:
+                self._pending = pending = []
+                self._batcher.mark(self)
+            pending += delivery.frames
             self._latency.counts[0] += 1  # handed over at once
             return True
+        self.write_pending()  # whatever waits in the batch goes first
         if self._queue is None:
             self._queue = deque()
             self._stall_timer = self._clock.callLater(self._stall_timeout_s, self._stalled)
@@ -148,6 +185,12 @@ class Outbox:
             self._queue = None
             self._stop_stall_timer()
 
+    def write_pending(self) -> None:
+        """Write the deliveries gathered in this batch (see :class:`WriteBatcher`)."""
+        pending, self._pending = self._pending, None
+        if pending and not self._is_closed:
+            self._transport.writeSequence(pending)
+
     def _stalled(self) -> None:
         self._stall_timer = None
         self._give_up(f"no progress for {self._stall_timeout_s:g} s")
@@ -165,6 +208,7 @@ class Outbox:
     def close(self) -> None:
         """Drop everything queued (the client is gone); later pushes are refused."""
         self._is_closed = True
+        self._pending = None
         self._stop_stall_timer()
         queue, self._queue = self._queue, None
         self.backlog_bytes = 0

@@ -74,6 +74,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
             service.clock,
             service.stats.delivery_latency,
             service.limits.send_timeout_s,
+            service.writes,
         )
         self.transport.registerProducer(self._outbox, True)
         # PROTOCOL §7: a connection that never logs in is closed.
@@ -88,6 +89,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self._handle_events()
         except Exception:
             self._contain_failure()
+        self.factory.service.writes.flush()
 
     def _handle_events(self) -> None:
         next_event = self._decoder.next_event
@@ -111,6 +113,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
                 self._handle_events()
         except Exception:
             self._contain_failure()
+        self.factory.service.writes.flush()
         self.transport.loseConnection()
 
     def writeConnectionLost(self) -> None:

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from chatproto import verbose
 from chatproto.limits import Limits
 from chatproto.message import Body, Delivery, MessageBody
+from chatproto.outbox import WriteBatcher
 from chatproto.routing import IRecipient, IRouter, LocalRouter
 from chatproto.spool import Spool
 from chatproto.stats import Stats
@@ -55,6 +56,8 @@ class ChatService(service.Service):
         random_messages: whether the random-message rule is on (PROTOCOL §5).
         spool: where big message bodies are kept while in transit.
         stats: counters of what the server did (read by ``chatproto.metrics``).
+        writes: gathers deliveries into one write per client per input read;
+            whoever feeds input to the service flushes it when done.
     """
 
     log = Logger()
@@ -83,6 +86,7 @@ class ChatService(service.Service):
         self.random_messages = random_messages
         self._canned_lines = tuple(canned_lines)
         self.spool = Spool(self.limits.max_spool_bytes, spool_directory)
+        self.writes = WriteBatcher()
         self.stats = Stats()
         # Senders of the deliveries each client got since its last random message.
         self._recent_senders: dict[IRecipient, list[bytes]] = {}

@@ -85,6 +85,7 @@ class ChatDatagramProtocol(DatagramProtocol):
                 self.service.touch(client)
         except Exception:
             self.log.failure("error handling a datagram from {address}", address=address)
+        self.service.writes.flush()
 
     def forget(self, client: UDPClient) -> None:
         """Stop knowing ``client``'s address (it logged out or expired)."""

@@ -4,9 +4,17 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from chatproto.message import Delivery, MessageBody
-from chatproto.outbox import QUEUED_DELIVERY_OVERHEAD_BYTES, SPOOL_READ_BYTES, Outbox
+from chatproto.outbox import (
+    QUEUED_DELIVERY_OVERHEAD_BYTES,
+    SPOOL_READ_BYTES,
+    Outbox,
+    WriteBatcher,
+)
 from chatproto.spool import Spool
 from chatproto.stats import LatencyHistogram
+
+#: Outboxes gather in-memory writes until the batch is flushed (see WriteBatcher).
+BATCHER = WriteBatcher()
 
 
 class Overflows:
@@ -31,13 +39,18 @@ class FillingTransport(StringTransport):
         self.write_sizes.append(len(data))
         self.producer.pauseProducing()
 
+    def writeSequence(self, data: list[bytes]) -> None:
+        self.write(b"".join(data))  # one call, one write
+
 
 def make_outbox(
     max_backlog: int = 10_000, transport: StringTransport | None = None, clock: Clock | None = None
 ) -> tuple[Outbox, StringTransport, Overflows]:
     transport = transport if transport is not None else StringTransport()
     overflows = Overflows()
-    outbox = Outbox(transport, max_backlog, overflows, clock or Clock(), LatencyHistogram(), 120.0)
+    outbox = Outbox(
+        transport, max_backlog, overflows, clock or Clock(), LatencyHistogram(), 120.0, BATCHER
+    )
     transport.registerProducer(outbox, True)
     return outbox, transport, overflows
 
@@ -59,12 +72,37 @@ def wire(delivery: Delivery) -> bytes:
     return delivery.head + delivery.body.read_wire(0, delivery.body.wire_size)
 
 
-def test_running_outbox_writes_through() -> None:
-    """While the transport is not paused, a delivery is written at once and nothing queues."""
+def test_running_outbox_writes_through_when_the_batch_ends() -> None:
+    """While the transport is not paused, deliveries wait only for the batch's one write."""
     outbox, transport, _ = make_outbox()
     assert outbox.push(short(b"hi"))
-    assert transport.value() == b"FROM alice\n2\nhi"
+    assert outbox.push(short(b"yo"))
+    assert transport.value() == b""
+    BATCHER.flush()
+    assert transport.value() == b"FROM alice\n2\nhiFROM alice\n2\nyo"
     assert outbox.backlog_bytes == 0
+
+
+def test_batch_is_one_write_per_client() -> None:
+    """All the deliveries a client got in one batch reach its transport in one call."""
+    transport = FillingTransport()
+    outbox, _, _ = make_outbox(transport=transport)
+    for text in (b"1", b"2", b"3"):
+        outbox.push(short(text))
+    BATCHER.flush()
+    assert transport.write_sizes == [3 * len(b"FROM alice\n1\n1")]
+
+
+def test_spooled_delivery_goes_after_the_pending_batch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A spooled delivery pushed behind batched ones is written after them, in order."""
+    spool = Spool(10**8, str(tmp_path))
+    big = spooled(spool, b"s" * 5000)
+    expected = b"FROM alice\n1\n1" + wire(big)
+    outbox, transport, _ = make_outbox()
+    outbox.push(short(b"1"))
+    outbox.push(big)
+    BATCHER.flush()
+    assert transport.value() == expected
 
 
 def test_paused_outbox_queues_and_resumes_in_order() -> None:
