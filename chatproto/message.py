@@ -241,30 +241,25 @@ class Delivery:
         body: the message body.
         head: the ``FROM`` line, built once for all recipients.
         size: bytes of the whole delivery on the wire.
+        frames: the whole delivery's wire parts, built once for all recipients
+            (a short one is a single joined ``bytes``, ready for a write or a
+            datagram); None for a spooled body, which is read piece by piece.
     """
 
-    __slots__ = ("sender", "body", "head", "size", "_frames")
+    __slots__ = ("sender", "body", "head", "size", "frames")
 
     def __init__(self, sender: bytes, body: Body) -> None:
         self.sender = sender
         self.body = body
-        self.head = encode_from(sender)
-        self.size = len(self.head) + body.wire_size
-        self._frames: list[bytes] | None = None
-
-    @property
-    def frames(self) -> list[bytes]:
-        """The whole delivery's wire parts (in-memory bodies only), built once.
-
-        A short delivery is one joined ``bytes``, ready for a write or a datagram.
-        """
-        if self._frames is None:
-            body = self.body
-            if isinstance(body, ShortBody):
-                self._frames = [b"%b%d\n%b" % (self.head, body.size, body.data)]
-            else:
-                self._frames = [self.head, *body.frames()]
-        return self._frames
+        self.head = head = encode_from(sender)
+        self.size = len(head) + body.wire_size
+        self.frames: list[bytes] | None
+        if isinstance(body, ShortBody):
+            self.frames = [b"%b%d\n%b" % (head, body.size, body.data)]
+        elif body.is_in_memory:
+            self.frames = [head, *body.frames()]
+        else:
+            self.frames = None
 
     def preview(self) -> list[bytes]:
         """The first wire parts, for display."""
@@ -273,6 +268,6 @@ class Delivery:
     @property
     def datagram(self) -> bytes:
         """The delivery as one datagram (short bodies only; PROTOCOL §4)."""
-        if self.body.is_chunked:
+        if self.frames is None or self.body.is_chunked:
             raise ValueError("a chunked message cannot go in a datagram")
         return self.frames[0]

@@ -134,15 +134,16 @@ class Outbox:
         """
         if self._is_closed:
             return False
-        body = delivery.body
-        if self._queue is None and not self._is_paused and body.is_in_memory:
+        frames = delivery.frames
+        if frames is not None and self._queue is None and not self._is_paused:
             pending = self._pending  # the common case: written when the batch ends
             if pending is None:
                 self._pending = pending = []
                 self._batcher.mark(self)
-            pending += delivery.frames
+            pending += frames
             self._latency.counts[0] += 1  # handed over at once
             return True
+        body = delivery.body
         self.write_pending()  # whatever waits in the batch goes first
         if self._queue is None:
             self._queue = deque()
@@ -165,7 +166,7 @@ class Outbox:
         while queue and not self._is_paused and not self._is_closed:
             delivery, queued_at = queue[0]
             body = delivery.body
-            if body.is_in_memory:
+            if delivery.frames is not None:
                 transport.writeSequence(delivery.frames)
             else:
                 if self._offset < 0:

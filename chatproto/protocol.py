@@ -77,6 +77,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
             service.writes,
         )
         self.transport.registerProducer(self._outbox, True)
+        # Fan-out calls deliver once per recipient: go straight to the outbox.
+        self.deliver = self._outbox.push  # type: ignore[method-assign]
         # PROTOCOL §7: a connection that never logs in is closed.
         self.callLater = service.clock.callLater
         self.setTimeout(service.limits.login_timeout_s)
