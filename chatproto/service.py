@@ -209,6 +209,9 @@ class ChatService(service.Service):
         delivery = Delivery(sender.name, body)
         if recipients is None:
             targets = self._router.everyone()
+        elif len(recipients) == 1:  # the usual SEND
+            found = self._router.lookup(recipients[0])
+            targets = [] if found is None else [found]
         else:
             lookup = self._router.lookup
             targets = [found for name in recipients if (found := lookup(name)) is not None]
