@@ -199,7 +199,9 @@ class ChatService(service.Service):
                 ``BROADCAST`` (everyone, the sender included).
             body: the complete body.
 
-        Recipients that are not online are skipped silently.
+        Recipients that are not online are skipped silently. TCP deliveries
+        wait in :attr:`writes` until the caller flushes it (the protocols do
+        after each read), so that a read's deliveries cost one write per client.
         """
         assert sender.name is not None
         framing = "chunked" if body.is_chunked else "short"
