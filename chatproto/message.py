@@ -20,22 +20,23 @@ PREVIEW_BYTES = 4096
 
 
 class MessageBody:
-    """The body of one message, from its first byte until every recipient has it.
+    """A chunked body, from its first byte until every recipient has it.
 
     Whoever keeps a body past the call that handed it over takes a reference
     with :meth:`acquire` and gives it back with :meth:`release`; the spool
     file closes (and disappears) when the last reference goes. A new body
     starts with one reference, its receiver's.
 
+    Short bodies are :class:`ShortBody`: they arrive whole and never spill.
+
     Attributes:
-        is_chunked: whether the body travels as ``C<n>`` chunks.
+        is_chunked: always True: the body travels as ``C<n>`` chunks.
         size: body bytes received so far (not counting framing).
         wire_size: bytes of its wire frames.
         error: why the body could not be kept (spool full), or None.
     """
 
     __slots__ = (
-        "is_chunked",
         "size",
         "wire_size",
         "error",
@@ -47,10 +48,9 @@ class MessageBody:
         "_preview_size",
     )
 
-    def __init__(
-        self, is_chunked: bool, spool: Spool | None = None, spill_threshold: int = 0
-    ) -> None:
-        self.is_chunked = is_chunked
+    is_chunked = True
+
+    def __init__(self, spool: Spool | None = None, spill_threshold: int = 0) -> None:
         self.size = 0
         self.wire_size = 0
         self.error: str | None = None
@@ -71,38 +71,33 @@ class MessageBody:
         """Whether all frames are in memory (else they are in a spool file)."""
         return self._file is None
 
-    def append(self, data: bytes) -> None:
-        """Add the next piece: one chunk, or the whole short body.
+    def append(self, chunk: bytes) -> None:
+        """Add the next chunk (1 to 999 bytes).
 
         If the spool has no room the body fails: :attr:`error` is set and
-        later pieces are ignored; the sender is to be refused at the end.
+        later chunks are ignored; the sender is to be refused at the end.
         """
-        self.size += len(data)
-        if self.error is not None:
-            return
-        if self.is_chunked:
-            self._add_frames(b"C%d\n" % len(data), data)
-        elif data:
-            self._add_frames(b"%d\n" % len(data), data)
-        else:
-            self._add_frames(b"0\n")
+        size = len(chunk)
+        self.size += size
+        if self.error is None:
+            self._add_frames((b"C%d\n" % size, chunk), size + 3 + (size > 9) + (size > 99))
 
     def finish(self) -> None:
-        """Mark the body complete (a chunked body gets its ``C0``)."""
-        if self.is_chunked and self.error is None:
-            self._add_frames(b"C0\n")
+        """Mark the body complete: it gets its ``C0``."""
+        if self.error is None:
+            self._add_frames((b"C0\n",), 3)
 
-    def _add_frames(self, *frames: bytes) -> None:
-        added = sum(map(len, frames))
+    def _add_frames(self, frames: tuple[bytes, ...], added: int) -> None:
+        """Append ``frames`` (``added`` bytes in all), spilling to the spool when due."""
         if self._file is not None:
             self._write(frames, added)
             if self.error is None and self._preview_size < PREVIEW_BYTES:
                 self._frames.extend(frames)
                 self._preview_size += added
             return
-        self._frames.extend(frames)
+        self._frames += frames
         self.wire_size += added
-        if self.is_chunked and self._spool is not None and self.wire_size > self._spill_threshold:
+        if self.wire_size > self._spill_threshold and self._spool is not None:
             self._spill()
 
     def _spill(self) -> None:
@@ -165,8 +160,6 @@ class MessageBody:
     def read(self) -> bytes:
         """Return the whole body's bytes, without framing (for tests and tools)."""
         wire = self.read_wire(0, self.wire_size)
-        if not self.is_chunked:
-            return wire[wire.index(b"\n") + 1 :]
         pieces, offset = [], 0
         while offset < len(wire):
             newline = wire.index(b"\n", offset)

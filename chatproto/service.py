@@ -141,9 +141,9 @@ class ChatService(service.Service):
         )
         return True
 
-    def new_body(self, is_chunked: bool) -> MessageBody:
-        """Return an empty body for a message being received, spilling to the spool."""
-        return MessageBody(is_chunked, self.spool, self.limits.spill_threshold_bytes)
+    def new_body(self) -> MessageBody:
+        """Return an empty chunked body for a message being received, spilling to the spool."""
+        return MessageBody(self.spool, self.limits.spill_threshold_bytes)
 
     def logout(self, client: IRecipient) -> None:
         """Release ``client``'s userid and forget its counters. Safe to repeat."""

@@ -75,7 +75,7 @@ class ClientSession:
 
     def _on_message_start(self, event: MessageStart) -> None:
         self._message = event
-        self._body = self._service.new_body(event.chunked)
+        self._body = self._service.new_body()
 
     def _on_body_data(self, event: BodyData) -> None:
         assert self._body is not None

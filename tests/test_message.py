@@ -10,7 +10,7 @@ from chatproto.spool import Spool
 
 
 def chunked_body(spool: Spool | None, threshold: int, *chunks: bytes) -> MessageBody:
-    body = MessageBody(True, spool, threshold)
+    body = MessageBody(spool, threshold)
     for chunk in chunks:
         body.append(chunk)
     body.finish()
@@ -110,7 +110,7 @@ def test_spool_limit_is_shared_between_bodies(tmp_path) -> None:  # type: ignore
 def test_disk_full_fails_the_body(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A write error (disk full) fails the body and releases the spool file."""
     spool = Spool(10**7, str(tmp_path))
-    body = MessageBody(True, spool, 100)
+    body = MessageBody(spool, 100)
     body.append(b"x" * 999)
     assert not body.is_in_memory
 

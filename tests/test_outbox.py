@@ -60,7 +60,7 @@ def short(text: bytes, sender: bytes = b"alice") -> Delivery:
 
 
 def spooled(spool: Spool, payload: bytes) -> Delivery:
-    body = MessageBody(True, spool, 100)
+    body = MessageBody(spool, 100)
     for i in range(0, len(payload), 999):
         body.append(payload[i : i + 999])
     body.finish()

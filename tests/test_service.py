@@ -22,7 +22,7 @@ def short(text: bytes) -> MessageBody:
 
 
 def chunked(*chunks: bytes) -> MessageBody:
-    body = MessageBody(is_chunked=True)
+    body = MessageBody()
     for chunk in chunks:
         body.append(chunk)
     body.finish()
