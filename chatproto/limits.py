@@ -39,6 +39,8 @@ class Limits:
             closed at once (``--max-connections``).
         max_udp_sessions: UDP users at once; logins past it get ``ERROR``
             (``--max-udp-sessions``).
+        max_frames_per_turn: frames handled from one client's input before
+            the others get their turn (``--max-frames-per-turn``).
         listen_backlog: connections the kernel queues before the server
             accepts them; past it new ones wait or fail (``--listen-backlog``).
     """
@@ -54,6 +56,7 @@ class Limits:
     send_timeout_s: float = 120.0
     max_connections: int = 16384
     max_udp_sessions: int = 65536
+    max_frames_per_turn: int = 256
     listen_backlog: int = 1024
 
     def __post_init__(self) -> None:
@@ -66,6 +69,7 @@ class Limits:
             "max_backlog_bytes",
             "max_connections",
             "max_udp_sessions",
+            "max_frames_per_turn",
             "listen_backlog",
         ):
             if getattr(self, name) < 1:

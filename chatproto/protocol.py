@@ -7,7 +7,7 @@
 are. Everything shared lives in the service, reached as ``factory.service``.
 """
 
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -43,6 +43,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._decoder: Decoder | None = None
         self._session: ClientSession | None = None
         self._outbox: Outbox | None = None
+        self._next_turn: IDelayedCall | None = None  # set while input waits for a turn
 
     @property
     def name(self) -> bytes | None:
@@ -88,20 +89,47 @@ class ChatProtocol(Protocol, TimeoutMixin):
             return  # nothing more is processed once we decided to close
         try:
             self._decoder.feed(data)
-            self._handle_events()
+            self._handle_events(self.factory.service.limits.max_frames_per_turn)
         except Exception:
             self._contain_failure()
         self.factory.service.writes.flush()
 
-    def _handle_events(self) -> None:
+    def _handle_events(self, budget: int | None = None) -> None:
+        """Handle decoded events, at most ``budget`` of them before yielding the turn."""
         next_event = self._decoder.next_event
         handle = self._session.handle
         transport = self.transport
         while not transport.disconnecting:
+            if budget is not None:
+                if not budget:
+                    self._yield_turn()
+                    return
+                budget -= 1
             event = next_event()
             if event is NEED_DATA:
                 return
             handle(event)
+
+    def _yield_turn(self) -> None:
+        """Let other clients have the reactor; go on with this one's input next turn.
+
+        One read can hold hundreds of frames (a flood); handling them all at
+        once would make every other client wait (PROTOCOL §7: a client never
+        slows the others down). Reading from this client pauses meanwhile.
+        """
+        if self._next_turn is None:
+            self.transport.pauseProducing()
+            self._next_turn = self.callLater(0, self._continue_input)
+
+    def _continue_input(self) -> None:
+        self._next_turn = None
+        try:
+            self._handle_events(self.factory.service.limits.max_frames_per_turn)
+            if self._next_turn is None and not self.transport.disconnecting:
+                self.transport.resumeProducing()
+        except Exception:
+            self._contain_failure()
+        self.factory.service.writes.flush()
 
     def readConnectionLost(self) -> None:
         """The client closed its sending side: finish what it sent, then close.
@@ -123,6 +151,9 @@ class ChatProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.setTimeout(None)
+        if self._next_turn is not None and self._next_turn.active():
+            self._next_turn.cancel()
+        self._next_turn = None
         if self._outbox is not None:
             self.factory.connections -= 1
             self._outbox.close()

@@ -129,6 +129,13 @@ class Options(AnyOrderOptions):
             positive_int,
         ],
         [
+            "max-frames-per-turn",
+            None,
+            _DEFAULT.max_frames_per_turn,
+            "Frames handled from one client's read before the other clients get a turn.",
+            positive_int,
+        ],
+        [
             "listen-backlog",
             None,
             _DEFAULT.listen_backlog,
@@ -189,6 +196,7 @@ class Options(AnyOrderOptions):
             send_timeout_s=self["send-timeout"],
             max_connections=self["max-connections"],
             max_udp_sessions=self["max-udp-sessions"],
+            max_frames_per_turn=self["max-frames-per-turn"],
             listen_backlog=self["listen-backlog"],
         )
 

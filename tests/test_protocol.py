@@ -442,3 +442,31 @@ def test_recipient_that_stalls_is_dropped_after_the_send_timeout() -> None:
     assert bob_transport.disconnected and service.lookup(b"bob") is None
     close(bob)
     assert clock.getDelayedCalls() == []
+
+
+def test_a_flood_is_handled_in_turns_and_reading_pauses_meanwhile() -> None:
+    """Past max_frames_per_turn the rest of a read waits for the next turn, reading paused."""
+    clock = Clock()
+    service = make_service(clock=clock, limits=Limits(max_frames_per_turn=10))
+    alice, alice_transport = login(service, b"alice")
+    _, bob_transport = login(service, b"bob")
+    frames = [encode_message([b"bob"], b"%02d" % i) for i in range(25)]
+    alice.dataReceived(b"".join(frames))
+    delivered = [b"FROM alice\n2\n%02d" % i for i in range(25)]
+    assert bob_transport.value() == b"".join(delivered[:10])
+    assert alice_transport.producerState == "paused"
+    assert len(clock.getDelayedCalls()) == 1  # the next turn (Clock runs all due turns at once)
+    clock.advance(0)
+    assert bob_transport.value() == b"".join(delivered)
+    assert alice_transport.producerState == "producing"
+    assert clock.getDelayedCalls() == []
+
+
+def test_connection_lost_while_waiting_for_a_turn_leaves_no_timer() -> None:
+    """A client that goes away with input still waiting leaves no call behind."""
+    clock = Clock()
+    service = make_service(clock=clock, limits=Limits(max_frames_per_turn=2))
+    alice, _ = login(service, b"alice")
+    alice.dataReceived(encode_message([b"alice"], b"x") * 5)
+    close(alice)
+    assert clock.getDelayedCalls() == []

@@ -31,6 +31,7 @@ DEFAULTS = {
     "random-seed": None,
     "listen": [],
     "listen-backlog": 1024,
+    "max-frames-per-turn": 256,
     "metrics-port": None,
     "metrics-interface": "127.0.0.1",
 }
