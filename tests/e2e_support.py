@@ -625,10 +625,17 @@ def read_pid(pidfile: Path) -> int | None:
     return int(text) if re.fullmatch(r"\d+\s*", text) else None
 
 
-def daemon_command(logfile: Path, pidfile: Path, port: int, extra: Sequence[str]) -> list[str]:
-    """Return ``twistd --logfile L --pidfile P chat -p PORT --interface 127.0.0.1 ...``."""
+def daemon_command(
+    logfile: Path,
+    pidfile: Path,
+    port: int,
+    extra: Sequence[str],
+    twistd_options: Sequence[str] = (),
+) -> list[str]:
+    """Return ``twistd [twistd_options] --logfile L --pidfile P chat -p PORT ... extra``."""
     return [
         str(TWISTD),
+        *twistd_options,
         "--logfile",
         str(logfile),
         "--pidfile",
@@ -653,9 +660,15 @@ class Daemon:
     """
 
     def __init__(
-        self, workdir: Path, port: int, extra: Sequence[str] = (), name: str = "chat"
+        self,
+        workdir: Path,
+        port: int,
+        extra: Sequence[str] = (),
+        name: str = "chat",
+        twistd_options: Sequence[str] = (),
     ) -> None:
         self.port = port
+        self._twistd_options = list(twistd_options)
         self.logfile = workdir / f"{name}.log"
         self.pidfile = workdir / f"{name}.pid"
         self.pid: int | None = None
@@ -665,7 +678,9 @@ class Daemon:
     def start(self) -> None:
         """Run twistd, check it returns 0 at once, and wait for the pidfile and the port."""
         launcher = subprocess.Popen(
-            daemon_command(self.logfile, self.pidfile, self.port, self._extra),
+            daemon_command(
+                self.logfile, self.pidfile, self.port, self._extra, self._twistd_options
+            ),
             cwd=self._workdir,
             env=server_env(),
             stdin=subprocess.DEVNULL,

@@ -14,7 +14,6 @@ import ipaddress
 import os
 import pwd
 import shlex
-import signal
 import socket
 import ssl
 import subprocess
@@ -43,19 +42,16 @@ from tests.e2e_support import (
     daemon_command,
     free_port,
     free_ports,
-    pid_alive,
     read_pid,
     samples_named,
     scrape_metrics,
     server_env,
-    stop_process,
     tcp_connector,
     twistd_log_entries,
     unix_connector,
     wait_for_log_text,
     wait_for_port,
     wait_for_stream,
-    wait_until,
 )
 
 IPV6_LOOPBACK = "::1"
@@ -519,41 +515,26 @@ def test_daemon_started_as_root_serves_as_the_uid_and_gid_given() -> None:
         nobody = pwd.getpwnam("nobody")
     except KeyError:
         pytest.skip("no user 'nobody' on this machine")
-    port = free_port()
     # A directory the unprivileged daemon can reach and write (pytest's tmp dirs are 0700).
     with tempfile.TemporaryDirectory(prefix="chatproto-uid-") as name:
         workdir = Path(name)
         workdir.chmod(0o777)  # not sticky: the daemon must remove root's pidfile
-        pidfile, logfile = workdir / "chat.pid", workdir / "chat.log"
         twistd_options = ["--uid", str(nobody.pw_uid), "--gid", str(nobody.pw_gid)]
-        command = daemon_command(logfile, pidfile, port, [])
-        command[1:1] = twistd_options  # twistd's options go before the subcommand
-        launcher = subprocess.Popen(
-            command, cwd=workdir, env=server_env(), stdin=subprocess.DEVNULL
-        )
+        daemon = Daemon(workdir, free_port(), twistd_options=twistd_options)
+        daemon.start()
         try:
-            assert launcher.wait(timeout=TIMEOUT_S) == 0  # twistd forked the daemon away
-        finally:
-            stop_process(launcher)
-        wait_until(lambda: read_pid(pidfile) is not None, what="the pidfile")
-        pid = read_pid(pidfile)
-        assert pid is not None
-        try:
-            wait_for_port(port)
-            status = Path(f"/proc/{pid}/status").read_text()
+            status = Path(f"/proc/{daemon.pid}/status").read_text()
             uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
             assert uid_line.split()[1:] == [str(nobody.pw_uid)] * 4
-            client = TcpClient(port)
+            client = TcpClient(daemon.port)
             try:
                 client.login(b"zed")
                 client.send(encode_message([b"zed"], b"as nobody"))
                 client.expect(b"FROM zed\n9\nas nobody")
             finally:
                 client.close()
-            os.kill(pid, signal.SIGTERM)
-            wait_until(lambda: not pid_alive(pid), what="the daemon to exit")
-            assert not pidfile.exists()
-            assert "Server Shut Down." in logfile.read_text("ascii")
+            daemon.terminate()
         finally:
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            daemon.kill()
+        assert not daemon.pidfile.exists()
+        assert "Server Shut Down." in daemon.log_text()

@@ -8,7 +8,6 @@ The main scenarios run under both launchers, ``chat_server`` and
 import hashlib
 import os
 import re
-import signal
 import socket
 import subprocess
 import threading
@@ -26,17 +25,13 @@ from tests.e2e_support import (
     HOST,
     LAUNCHERS,
     TIMEOUT_S,
-    TWISTD,
+    Daemon,
     Deadline,
     Server,
     TcpClient,
     free_port,
     free_ports,
-    pid_alive,
     server_env,
-    stop_process,
-    wait_for_port,
-    wait_until,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -310,49 +305,22 @@ def read_pid(pidfile: Path) -> int | None:
     return int(text) if re.fullmatch(r"\d+\s*", text) else None
 
 
-@pytest.fixture
-def daemon_pidfile(tmp_path: Path) -> Iterator[Path]:
-    """Give a daemon its pidfile path; at teardown SIGKILL the daemon if it is still alive."""
-    pidfile = tmp_path / "chat.pid"
-    yield pidfile
-    pid = read_pid(pidfile)  # still there only if the daemon did not stop cleanly
-    if pid is not None and pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-
-
 @pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
-def test_twistd_daemon_serves_and_cleans_up(verbose, tmp_path, daemon_pidfile, tcp):
+def test_twistd_daemon_serves_and_cleans_up(verbose, tmp_path, tcp):
     """Daemonised twistd serves chat, logs to its logfile and removes its pidfile on SIGTERM."""
-    port = free_port()
-    logfile, pidfile = tmp_path / "chat.log", daemon_pidfile
-    command = [str(TWISTD), "--logfile", str(logfile), "--pidfile", str(pidfile), "chat"]
-    command += ["-p", str(port), "--interface", HOST] + (["-v"] if verbose else [])
-    launcher = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=server_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    daemon = Daemon(tmp_path, free_port(), ["-v"] if verbose else [])
+    daemon.start()
     try:
-        assert launcher.wait(timeout=TIMEOUT_S) == 0
+        alice, bob = tcp(daemon.port), tcp(daemon.port)
+        alice.login(b"alice")
+        bob.login(b"bob")
+        alice.send(encode_message([b"bob"], b"You suck!"))
+        bob.expect(b"FROM alice\n9\nYou suck!")
+        daemon.terminate()
     finally:
-        stop_process(launcher)
-    wait_until(lambda: read_pid(pidfile) is not None, what="the pidfile")
-    pid = read_pid(pidfile)
-    wait_for_port(port)
-
-    alice, bob = tcp(port), tcp(port)
-    alice.login(b"alice")
-    bob.login(b"bob")
-    alice.send(encode_message([b"bob"], b"You suck!"))
-    bob.expect(b"FROM alice\n9\nYou suck!")
-
-    os.kill(pid, signal.SIGTERM)
-    wait_until(lambda: not pid_alive(pid), what=f"daemon {pid} to exit")
-    assert not pidfile.exists()
-    log = logfile.read_text()
+        daemon.kill()
+    assert not daemon.pidfile.exists()
+    log = daemon.log_text()
     assert re.search(r"\] twistd \S+ \(.*\) starting up\.$", log, re.MULTILINE)
     has_rcvd = "[chatproto.verbose#info] RCVD from 127.0.0.1: ME IS alice\\n\n" in log
     assert has_rcvd == verbose
