@@ -431,7 +431,7 @@ def decode_datagram(datagram: bytes, limits: Limits) -> list[Event]:
         assert not isinstance(event, _NeedData)
         if frames:
             return [Rejected("more than one command in a datagram", False, datagram)]
-        if isinstance(event, MessageStart) and event.chunked:
+        if isinstance(event, MessageStart):  # only chunked bodies stream
             return [Rejected("chunked body over UDP", False, event.line)]
         if isinstance(event, Rejected) and event.fatal:
             return [Rejected(event.reason, False, event.line or datagram)]

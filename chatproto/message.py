@@ -61,11 +61,6 @@ class MessageBody:
         self._references = 1
         self._preview_size = 0  # bytes in _frames once spooled
 
-    @staticmethod
-    def short(data: bytes) -> "ShortBody":
-        """Return a complete short body holding ``data`` (at most 99 bytes)."""
-        return ShortBody(data)
-
     @property
     def is_in_memory(self) -> bool:
         """Whether all frames are in memory (else they are in a spool file)."""

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 
 from chatproto import verbose
 from chatproto.limits import Limits
-from chatproto.message import Body, Delivery, MessageBody
+from chatproto.message import Body, Delivery, MessageBody, ShortBody
 from chatproto.outbox import WriteBatcher
 from chatproto.routing import IRecipient, IRouter, LocalRouter
 from chatproto.spool import Spool
@@ -261,7 +261,7 @@ class ChatService(service.Service):
             return
         del self._recent_senders[recipient]
         text = self._rng.choice(self._canned_lines)
-        delivery = Delivery(self._rng.choice(senders), MessageBody.short(text))
+        delivery = Delivery(self._rng.choice(senders), ShortBody(text))
         if self._deliver(recipient, delivery, verbose.SENT_RANDOMLY):
             stats = self.stats
             stats.random_messages += 1

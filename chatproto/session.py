@@ -20,7 +20,7 @@ from chatproto.events import (
     Rejected,
     ShortMessage,
 )
-from chatproto.message import MessageBody
+from chatproto.message import MessageBody, ShortBody
 from chatproto.routing import IClient
 from chatproto.service import ChatService
 
@@ -71,7 +71,7 @@ class ClientSession:
         if self.client.name is None:  # PROTOCOL §2: nothing but ME IS before login
             self._refuse("not logged in")
         else:
-            service.send(self.client, event.recipients, MessageBody.short(event.body))
+            service.send(self.client, event.recipients, ShortBody(event.body))
 
     def _on_message_start(self, event: MessageStart) -> None:
         self._message = event

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from chatproto.message import PREVIEW_BYTES, Delivery, MessageBody
+from chatproto.message import PREVIEW_BYTES, Delivery, MessageBody, ShortBody
 from chatproto.spool import Spool
 
 
@@ -23,12 +23,12 @@ def open_fds() -> int:
 
 def test_short_body_frames() -> None:
     """A short body is its length line and its bytes."""
-    assert MessageBody.short(b"You suck!").frames() == [b"9\n", b"You suck!"]
+    assert ShortBody(b"You suck!").frames() == [b"9\n", b"You suck!"]
 
 
 def test_empty_short_body_frames() -> None:
     """An empty short body is the length line 0 alone."""
-    assert MessageBody.short(b"").frames() == [b"0\n"]
+    assert ShortBody(b"").frames() == [b"0\n"]
 
 
 def test_chunked_body_keeps_chunk_sizes() -> None:
@@ -132,7 +132,7 @@ def test_spool_directory_missing_fails_the_body(tmp_path) -> None:  # type: igno
 
 def test_delivery_frames_and_datagram() -> None:
     """A short delivery is the FROM line and the framed body, joined once; it fits a datagram."""
-    delivery = Delivery(b"alice", MessageBody.short(b"hi"))
+    delivery = Delivery(b"alice", ShortBody(b"hi"))
     assert delivery.frames == [b"FROM alice\n2\nhi"]
     assert delivery.datagram == b"FROM alice\n2\nhi"
     assert delivery.size == len(delivery.datagram)

@@ -3,7 +3,7 @@
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from chatproto.message import Delivery, MessageBody
+from chatproto.message import Delivery, MessageBody, ShortBody
 from chatproto.outbox import (
     QUEUED_DELIVERY_OVERHEAD_BYTES,
     SPOOL_READ_BYTES,
@@ -56,7 +56,7 @@ def make_outbox(
 
 
 def short(text: bytes, sender: bytes = b"alice") -> Delivery:
-    return Delivery(sender, MessageBody.short(text))
+    return Delivery(sender, ShortBody(text))
 
 
 def spooled(spool: Spool, payload: bytes) -> Delivery:

@@ -5,7 +5,7 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 
 from chatproto.limits import Limits
-from chatproto.message import MessageBody
+from chatproto.message import MessageBody, ShortBody
 from chatproto.service import CANNED_LINES, VERBOSE_NAMESPACE, ChatService
 from tests.support import FakeClient, ScriptedRandom, make_service
 
@@ -18,7 +18,7 @@ def logged_in(service: ChatService, name: bytes, **kwargs) -> FakeClient:  # typ
 
 
 def short(text: bytes) -> MessageBody:
-    return MessageBody.short(text)
+    return ShortBody(text)
 
 
 def chunked(*chunks: bytes) -> MessageBody:
