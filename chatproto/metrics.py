@@ -87,6 +87,22 @@ class ChatCollector:
             "chat_spool_bytes", "Bytes in spool files now.", value=service.spool.bytes_in_use
         )
         yield _latency_histogram(stats.delivery_latency.counts[:], stats.delivery_latency.total_s)
+        yield CounterMetricFamily(
+            "chat_cluster_messages_in",
+            "Messages that came from other chatproto processes (--cluster).",
+            value=stats.messages_relayed_in,
+        )
+        yield CounterMetricFamily(
+            "chat_cluster_messages_out",
+            "Messages passed on to other chatproto processes, once per process.",
+            value=stats.messages_relayed_out,
+        )
+        yield _labelled_counter(
+            "chat_cluster_messages_dropped",
+            "Messages for users elsewhere that could not be passed on, by reason.",
+            ["reason"],
+            {(reason,): count for reason, count in dict(stats.messages_not_relayed).items()},
+        )
 
 
 def _labelled_counter(

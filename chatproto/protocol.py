@@ -44,6 +44,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._session: ClientSession | None = None
         self._outbox: Outbox | None = None
         self._next_turn: IDelayedCall | None = None  # set while input waits for a turn
+        self._held_by_session = False  # reading paused while the session waits
+        self._read_closed = False  # the client half-closed while the session waited
 
     @property
     def name(self) -> bytes | None:
@@ -97,9 +99,13 @@ class ChatProtocol(Protocol, TimeoutMixin):
     def _handle_events(self, budget: int | None = None) -> None:
         """Handle decoded events, at most ``budget`` of them before yielding the turn."""
         next_event = self._decoder.next_event
-        handle = self._session.handle
+        session = self._session
+        handle = session.handle
         transport = self.transport
         while not transport.disconnecting:
+            if session.waiting:
+                self._wait_for_session()
+                return
             if budget is not None:
                 if not budget:
                     self._yield_turn()
@@ -121,12 +127,28 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.transport.pauseProducing()
             self._next_turn = self.callLater(0, self._continue_input)
 
+    def _wait_for_session(self) -> None:
+        """Stop reading while the session waits (a login being answered)."""
+        if not self._held_by_session:
+            self._held_by_session = True
+            self.transport.pauseProducing()
+
+    def resume_input(self) -> None:
+        """The session is done waiting: go on with the input read so far, and reading."""
+        if self._held_by_session:
+            self._held_by_session = False
+            if self._next_turn is None:
+                self._continue_input()
+
     def _continue_input(self) -> None:
         self._next_turn = None
         try:
             self._handle_events(self.factory.service.limits.max_frames_per_turn)
-            if self._next_turn is None and not self.transport.disconnecting:
-                self.transport.resumeProducing()
+            if self._next_turn is None and not self._held_by_session:
+                if self._read_closed:
+                    self.readConnectionLost()
+                elif not self.transport.disconnecting:
+                    self.transport.resumeProducing()
         except Exception:
             self._contain_failure()
         self.factory.service.writes.flush()
@@ -137,6 +159,9 @@ class ChatProtocol(Protocol, TimeoutMixin):
         A last command without its newline still counts; a message cut short
         is dropped quietly (PROTOCOL §4), with no ``ERROR``.
         """
+        if self._held_by_session or self._next_turn is not None:
+            self._read_closed = True  # finish once the input waiting is handled
+            return
         try:
             if not self._decoder.is_mid_message and not self.transport.disconnecting:
                 self._decoder.eof()

@@ -10,6 +10,7 @@ import random
 from collections.abc import Sequence
 
 from twisted.application import service
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -99,6 +100,7 @@ class ChatService(service.Service):
 
     def startService(self) -> None:
         super().startService()
+        self._router.start(self.receive)
         self.log.info(
             "chat service started (random messages {random}, verbose {verbose})",
             random="on" if self.random_messages else "off",
@@ -107,20 +109,22 @@ class ChatService(service.Service):
         done = self._sweep.start(self.limits.udp_sweep_interval_s, now=False)
         done.addErrback(lambda failure: self.log.failure("UDP expiry sweep stopped", failure))
 
-    def stopService(self) -> None:
+    def stopService(self) -> Deferred[None] | None:
         if self._sweep.running:
             self._sweep.stop()
         for client in self._router.everyone():
             self._disconnect(client, "server stopping")
-        return super().stopService()
+        super().stopService()
+        return self._router.stop()
 
     # -- sessions ------------------------------------------------------------
 
-    def login(self, client: IRecipient, user: bytes) -> bool:
-        """Claim ``user`` for ``client``; False if the userid is taken (PROTOCOL §2).
+    def login(self, client: IRecipient, user: bytes) -> Deferred[bool]:
+        """Claim ``user`` for ``client``: True, or False if the userid is taken (PROTOCOL §2).
 
-        A client that expires when idle (UDP) is also refused when there are
-        already ``max_udp_sessions`` of them (PROTOCOL §7).
+        The answer comes at once from a local router, after a round trip from
+        a clustered one. A client that expires when idle (UDP) is also
+        refused when there are already ``max_udp_sessions`` of them (PROTOCOL §7).
         """
         if client.expires_when_idle and len(self._last_seen) >= self.limits.max_udp_sessions:
             self.log.info(
@@ -128,8 +132,11 @@ class ChatService(service.Service):
                 user=verbose.escape(user),
                 peer=client.peer,
             )
-            return False
-        if not self._router.register(user, client):
+            return succeed(False)
+        return self._router.register(user, client).addCallback(self._logged_in, client, user)
+
+    def _logged_in(self, claimed: bool, client: IRecipient, user: bytes) -> bool:
+        if not claimed:
             return False
         if client.expires_when_idle:
             self.touch(client)
@@ -199,24 +206,62 @@ class ChatService(service.Service):
                 ``BROADCAST`` (everyone, the sender included).
             body: the complete body.
 
-        Recipients that are not online are skipped silently. TCP deliveries
-        wait in :attr:`writes` until the caller flushes it (the protocols do
-        after each read), so that a read's deliveries cost one write per client.
+        Recipients that are not online here are handed to the router, which
+        passes them on to other processes if it knows any, and otherwise
+        skips them silently. TCP deliveries wait in :attr:`writes` until the
+        caller flushes it (the protocols do after each read), so that a
+        read's deliveries cost one write per client.
         """
         assert sender.name is not None
+        stats = self.stats
+        stats.messages_in[
+            "send" if recipients else "broadcast", "chunked" if body.is_chunked else "short"
+        ] += 1
+        stats.body_bytes_in += body.size
+        router = self._router
+        if recipients is None:
+            targets = router.everyone()
+            router.forward(sender.name, None, body)
+        elif len(recipients) == 1:  # the usual SEND
+            found = router.lookup(recipients[0])
+            if found is None:
+                targets = []
+                router.forward(sender.name, recipients, body)
+            else:
+                targets = [found]
+        else:
+            targets, elsewhere = [], []
+            for name in recipients:
+                found = router.lookup(name)
+                if found is None:
+                    elsewhere.append(name)
+                else:
+                    targets.append(found)
+            if elsewhere:
+                router.forward(sender.name, elsewhere, body)
+        self._deliver_all(sender.name, targets, body)
+
+    def receive(self, sender: bytes, recipients: Sequence[bytes] | None, body: Body) -> None:
+        """Deliver a message that came from another process to the users here.
+
+        ``recipients`` are userids that were online here when it was sent
+        (those gone since are skipped), or None for a BROADCAST.
+        """
+        router = self._router
+        if recipients is None:
+            targets = router.everyone()
+        else:
+            lookup = router.lookup
+            targets = [found for name in recipients if (found := lookup(name)) is not None]
+        self.stats.messages_relayed_in += 1
+        self._deliver_all(sender, targets, body)
+        self.writes.flush()
+
+    def _deliver_all(self, sender: bytes, targets: list[IRecipient], body: Body) -> None:
+        """Hand one message from ``sender`` to each of ``targets``."""
         framing = "chunked" if body.is_chunked else "short"
         stats = self.stats
-        stats.messages_in["send" if recipients else "broadcast", framing] += 1
-        stats.body_bytes_in += body.size
-        delivery = Delivery(sender.name, body)
-        if recipients is None:
-            targets = self._router.everyone()
-        elif len(recipients) == 1:  # the usual SEND
-            found = self._router.lookup(recipients[0])
-            targets = [] if found is None else [found]
-        else:
-            lookup = self._router.lookup
-            targets = [found for name in recipients if (found := lookup(name)) is not None]
+        delivery = Delivery(sender, body)
         delivered = 0
         counting = self.random_messages
         if self.is_verbose or counting:
@@ -224,7 +269,7 @@ class ChatService(service.Service):
                 if self._deliver(recipient, delivery, verbose.SENT):
                     delivered += 1
                     if counting:
-                        self._count_delivery(recipient, sender.name)
+                        self._count_delivery(recipient, sender)
         else:  # the same, without a call per recipient: fan-out is the hot path
             for recipient in targets:
                 try:

@@ -5,9 +5,17 @@ client and pass it every event their decoder reports; the session answers
 ``OK``/``ERROR``, collects a message's body until it is complete
 (store-and-forward: nothing reaches a recipient before the last byte,
 PROTOCOL §4) and hands complete messages to the service.
+
+A login may be answered later (a clustered router asks Redis). Until it is,
+the session *waits*: events that arrive meanwhile are held, in order, and
+handled once the answer is in; the TCP protocol stops reading meanwhile
+(:attr:`ClientSession.waiting`), a UDP client's datagrams are held up to
+:data:`MAX_HELD_EVENTS`.
 """
 
 from collections.abc import Callable
+
+from twisted.python.failure import Failure
 
 from chatproto import verbose
 from chatproto.codec import ERROR, OK, encode_login, encode_short_body
@@ -24,44 +32,89 @@ from chatproto.message import MessageBody, ShortBody
 from chatproto.routing import IClient
 from chatproto.service import ChatService
 
+#: Events one client may have held while its login is being answered; a UDP
+#: client's datagrams past it are dropped (TCP stops reading instead).
+MAX_HELD_EVENTS = 64
+
 
 class ClientSession:
     """The state of one client between its transport and the service.
 
     Attributes:
         client: the transport-side object that replies and receives deliveries.
+        waiting: True while a login is being answered; events are held meanwhile.
     """
 
-    __slots__ = ("client", "_service", "_message", "_body")
+    __slots__ = ("client", "waiting", "_service", "_message", "_body", "_held", "_closed")
 
     def __init__(self, service: ChatService, client: IClient) -> None:
         self.client = client
+        self.waiting = False
         self._service = service
         self._message: MessageStart | None = None  # the message being received
         self._body: MessageBody | None = None
+        self._held: list[Event] = []  # events that came while waiting
+        self._closed = False
 
     def handle(self, event: Event) -> None:
-        """Act on one decoded event."""
-        _HANDLERS[type(event)](self, event)
+        """Act on one decoded event (or hold it while a login is being answered)."""
+        if self.waiting:
+            self._hold(event)
+        else:
+            _HANDLERS[type(event)](self, event)
 
     def connection_lost(self) -> None:
         """The client is gone: drop a half-received message, release the userid."""
+        self._closed = True
+        self._held.clear()
         self._drop_message()
         if self.client.name is not None:
             self._service.logout(self.client)
+
+    def _hold(self, event: Event) -> None:
+        if len(self._held) < MAX_HELD_EVENTS:
+            self._held.append(event)
+        else:
+            self._service.note(self.client, "command dropped: waiting for the login answer")
 
     def _on_login(self, event: Login) -> None:
         client = self.client
         if self._service.is_verbose:
             self._service.show(verbose.RECEIVED, client, [encode_login(event.user)])
-        # PROTOCOL §2: a second ME IS, or a userid in use, is refused.
+        # PROTOCOL §2: a second ME IS is refused.
         if client.name is not None:
             self._refuse("already logged in")
-        elif not self._service.login(client, event.user):
-            self._refuse("userid taken")
-        else:
+            return
+        self.waiting = True
+        answer = self._service.login(client, event.user)
+        answer.addCallbacks(self._login_answered, self._login_failed, (event.user,))
+
+    def _login_answered(self, claimed: bool, user: bytes) -> None:
+        """The router answered: reply, then go on with what the client sent meanwhile."""
+        client = self.client
+        if self._closed:  # gone while waiting: give the userid back
+            if claimed:
+                client.name = user
+                self._service.logout(client)
+            return
+        if claimed:
             self._reply(OK)
-            client.name = event.user
+            client.name = user
+        else:  # PROTOCOL §2: a userid in use (here or on another node) is refused
+            self._refuse("userid taken")
+        self.waiting = False
+        held, self._held = self._held, []
+        for event in held:
+            self.handle(event)
+        if not self.waiting:
+            client.resume_input()
+            self._service.writes.flush()
+
+    def _login_failed(self, failure: Failure) -> None:
+        self._service.log.failure(
+            "login of {who} failed", failure, who=self._service.describe(self.client)
+        )
+        self._login_answered(False, b"")
 
     def _on_short_message(self, event: ShortMessage) -> None:
         service = self._service

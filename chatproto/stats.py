@@ -47,6 +47,11 @@ class Stats:
         connections_refused: TCP connections closed at once for the limit.
         delivery_latency: from a message's last byte to its handing to a
             recipient's transport, per recipient.
+        messages_relayed_in: messages that came from other processes (cluster).
+        messages_relayed_out: messages passed on to other processes (cluster),
+            once per process they went to.
+        messages_not_relayed: messages for users elsewhere that could not be
+            passed on (Redis down, relay backlog full), by reason.
     """
 
     __slots__ = (
@@ -59,6 +64,9 @@ class Stats:
         "slow_consumers",
         "connections_refused",
         "delivery_latency",
+        "messages_relayed_in",
+        "messages_relayed_out",
+        "messages_not_relayed",
     )
 
     def __init__(self) -> None:
@@ -77,3 +85,6 @@ class Stats:
         self.slow_consumers = 0
         self.connections_refused = 0
         self.delivery_latency = LatencyHistogram()
+        self.messages_relayed_in = 0
+        self.messages_relayed_out = 0
+        self.messages_not_relayed: Counter[str] = Counter()

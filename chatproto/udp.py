@@ -2,8 +2,8 @@
 
 :class:`ChatDatagramProtocol` (one per UDP port) decodes a datagram with the
 same codec as TCP and hands the events to the sending address's
-:class:`UDPClient`. Only addresses that logged in are remembered; their
-expiry after a quiet period is the service's job.
+:class:`UDPClient`. Only addresses that logged in (or whose login is being
+answered) are remembered; their expiry after a quiet period is the service's job.
 """
 
 from twisted.internet.protocol import DatagramProtocol
@@ -53,6 +53,11 @@ class UDPClient:
     def reply(self, data: bytes) -> None:
         self._protocol.transport.write(data, self.address)
 
+    def resume_input(self) -> None:
+        """A login was answered (held datagrams are handled by then); forget a refused one."""
+        if self.name is None:
+            self._protocol.forget(self)
+
     def disconnect(self, reason: str) -> None:
         self._protocol.forget(self)
         self.session.connection_lost()
@@ -83,6 +88,8 @@ class ChatDatagramProtocol(DatagramProtocol):
             if client.name is not None:
                 self._clients[address] = client
                 self.service.touch(client)
+            elif client.session.waiting:  # its login is being answered
+                self._clients[address] = client
         except Exception:
             self.log.failure("error handling a datagram from {address}", address=address)
         self.service.writes.flush()

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from zope.interface import implementer
@@ -27,6 +28,14 @@ class ScriptedRandom:
         return seq[index]
 
 
+def answer(deferred: Deferred):  # type: ignore[no-untyped-def,type-arg]
+    """Return the result a Deferred already has (an answer that came at once)."""
+    results: list = []
+    deferred.addBoth(results.append)
+    assert results, f"{deferred!r} has no answer yet"
+    return results[0]
+
+
 @implementer(IClient)
 class FakeClient:
     """An IClient that records what the service and the session do to it."""
@@ -45,6 +54,7 @@ class FakeClient:
         self.deliveries: list[Delivery] = []
         self.replies: list[bytes] = []
         self.disconnected: list[str] = []
+        self.resumed = 0
 
     def deliver(self, delivery: Delivery) -> bool:
         if delivery.body.is_chunked and not self.takes_chunked:
@@ -57,6 +67,9 @@ class FakeClient:
 
     def disconnect(self, reason: str) -> None:
         self.disconnected.append(reason)
+
+    def resume_input(self) -> None:
+        self.resumed += 1
 
     def received(self) -> list[tuple[bytes, bytes]]:
         """Return (sender, body) of every delivery."""
