@@ -14,6 +14,9 @@ setup(
     extras_require={
         "metrics": ["prometheus_client>=0.17"],
         "tls": ["twisted[tls]"],
+        # hiredis: txredisapi's C reply parser; its pure-Python one reads one
+        # reply per reactor turn, too slow for relaying.
+        "cluster": ["txredisapi>=1.6", "hiredis>=2"],
         "test": [
             "pytest>=7",
             "pytest-twisted>=1.14",
@@ -22,6 +25,8 @@ setup(
             "prometheus_client>=0.17",
             "twisted[tls]",
             "cryptography",
+            "txredisapi>=1.6",
+            "hiredis>=2",
         ],
         "dev": ["ruff"],
     },

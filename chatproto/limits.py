@@ -43,6 +43,15 @@ class Limits:
             the others get their turn (``--max-frames-per-turn``).
         listen_backlog: connections the kernel queues before the server
             accepts them; past it new ones wait or fail (``--listen-backlog``).
+        cluster_ttl_s: with ``--cluster``, how long a node's claim of a userid
+            lasts in Redis unless the node refreshes it; the ids of a node
+            that died are free after it (``--cluster-ttl``).
+        cluster_timeout_s: with ``--cluster``, how long a Redis command may
+            go unanswered before the connection is dropped and made again
+            (``--cluster-timeout``).
+        max_relay_backlog_bytes: with ``--cluster``, bytes of messages for
+            other nodes waiting to be published; past it more are dropped
+            and counted (``--max-relay-backlog``).
     """
 
     max_line_bytes: int = 8 * KIB
@@ -58,6 +67,9 @@ class Limits:
     max_udp_sessions: int = 65536
     max_frames_per_turn: int = 256
     listen_backlog: int = 1024
+    cluster_ttl_s: float = 30.0
+    cluster_timeout_s: float = 5.0
+    max_relay_backlog_bytes: int = 64 * MIB
 
     def __post_init__(self) -> None:
         for name in (
@@ -71,10 +83,17 @@ class Limits:
             "max_udp_sessions",
             "max_frames_per_turn",
             "listen_backlog",
+            "max_relay_backlog_bytes",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("login_timeout_s", "udp_session_ttl_s", "send_timeout_s"):
+        for name in (
+            "login_timeout_s",
+            "udp_session_ttl_s",
+            "send_timeout_s",
+            "cluster_ttl_s",
+            "cluster_timeout_s",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
 

@@ -82,6 +82,18 @@ class MessageBody:
         if self.error is None:
             self._add_frames((b"C0\n",), 3)
 
+    def add_wire(self, wire: bytes, body_bytes: int = 0) -> None:
+        """Add wire frames that arrive already framed, from another server process.
+
+        ``wire`` is any run of the sender's frames (a piece may end inside a
+        chunk), ``C0`` included at the end, so :meth:`finish` is not called;
+        ``body_bytes`` adds to :attr:`size`. The frames were checked by the
+        process that received them from the client.
+        """
+        self.size += body_bytes
+        if self.error is None and wire:
+            self._add_frames((wire,), len(wire))
+
     def _add_frames(self, frames: tuple[bytes, ...], added: int) -> None:
         """Append ``frames`` (``added`` bytes in all), spilling to the spool when due."""
         if self._file is not None:

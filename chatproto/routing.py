@@ -13,17 +13,16 @@ with a Deferred), and a message for users this process does not hold is
 handed to :meth:`IRouter.forward`.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import Attribute, Interface, implementer
 
 from chatproto.message import Body, Delivery
 
-#: What a router calls with a message that arrived from elsewhere for users of
-#: this process: ``receive(sender, recipients, body)``, ``recipients`` being
-#: None for a BROADCAST.
-Receiver = Callable[[bytes, Sequence[bytes] | None, Body], None]
+if TYPE_CHECKING:
+    from chatproto.service import ChatService
 
 
 class IRecipient(Interface):
@@ -63,8 +62,13 @@ class IClient(IRecipient):
 class IRouter(Interface):
     """The table of logged-in users, and the way to users of other processes."""
 
-    def start(receive: Receiver) -> None:
-        """Begin routing; messages from elsewhere for local users go to ``receive``."""
+    def start(service: "ChatService") -> None:
+        """Begin routing for ``service``.
+
+        Messages from elsewhere for its users go to ``service.receive``, their
+        bodies made with ``service.new_body``; ``service.writes`` is flushed
+        after each batch of them.
+        """
 
     def stop() -> Deferred[None] | None:
         """Stop routing (after the local users were logged out); may take a moment."""
@@ -103,7 +107,7 @@ class LocalRouter:
     def __init__(self) -> None:
         self._users: dict[bytes, IRecipient] = {}
 
-    def start(self, receive: Receiver) -> None:
+    def start(self, service: "ChatService") -> None:
         """Nothing comes from elsewhere."""
 
     def stop(self) -> None:

@@ -100,7 +100,7 @@ class ChatService(service.Service):
 
     def startService(self) -> None:
         super().startService()
-        self._router.start(self.receive)
+        self._router.start(self)
         self.log.info(
             "chat service started (random messages {random}, verbose {verbose})",
             random="on" if self.random_messages else "off",
@@ -244,6 +244,8 @@ class ChatService(service.Service):
     def receive(self, sender: bytes, recipients: Sequence[bytes] | None, body: Body) -> None:
         """Deliver a message that came from another process to the users here.
 
+        Like :meth:`send`, TCP deliveries wait in :attr:`writes` for a flush.
+
         ``recipients`` are userids that were online here when it was sent
         (those gone since are skipped), or None for a BROADCAST.
         """
@@ -255,7 +257,6 @@ class ChatService(service.Service):
             targets = [found for name in recipients if (found := lookup(name)) is not None]
         self.stats.messages_relayed_in += 1
         self._deliver_all(sender, targets, body)
-        self.writes.flush()
 
     def _deliver_all(self, sender: bytes, targets: list[IRecipient], body: Body) -> None:
         """Hand one message from ``sender`` to each of ``targets``."""

@@ -13,7 +13,13 @@ from twisted.application.service import MultiService
 from twisted.internet.endpoints import quoteStringArgument
 from twisted.python import usage
 
-from chatproto.argtypes import AnyOrderOptions, port_number, positive_float, positive_int
+from chatproto.argtypes import (
+    AnyOrderOptions,
+    port_number,
+    positive_float,
+    positive_int,
+    redis_url,
+)
 from chatproto.limits import Limits
 from chatproto.protocol import ChatFactory
 from chatproto.service import ChatService
@@ -143,6 +149,37 @@ class Options(AnyOrderOptions):
             positive_int,
         ],
         [
+            "cluster",
+            None,
+            None,
+            "Share users and messages with other chatproto processes through Redis "
+            "(needs: pip install 'chatproto[cluster]').",
+            redis_url,
+        ],
+        [
+            "cluster-ttl",
+            None,
+            _DEFAULT.cluster_ttl_s,
+            "With --cluster: seconds a node's userids stay claimed in Redis unless it "
+            "refreshes them (the ids of a node that died are free after it).",
+            positive_float,
+        ],
+        [
+            "cluster-timeout",
+            None,
+            _DEFAULT.cluster_timeout_s,
+            "With --cluster: seconds to wait for a Redis answer before reconnecting.",
+            positive_float,
+        ],
+        [
+            "max-relay-backlog",
+            None,
+            _DEFAULT.max_relay_backlog_bytes,
+            "With --cluster: bytes of messages for other nodes waiting to be published; "
+            "more are dropped.",
+            positive_int,
+        ],
+        [
             "random-seed",
             None,
             None,
@@ -181,6 +218,13 @@ class Options(AnyOrderOptions):
                 raise usage.UsageError(
                     "--metrics-port needs prometheus_client: pip install 'chatproto[metrics]'"
                 ) from None
+        if self["cluster"] is not None:
+            try:
+                import txredisapi  # noqa: F401
+            except ImportError:
+                raise usage.UsageError(
+                    "--cluster needs txredisapi: pip install 'chatproto[cluster]'"
+                ) from None
 
     def limits(self) -> Limits:
         """Return the :class:`Limits` these options ask for."""
@@ -198,6 +242,9 @@ class Options(AnyOrderOptions):
             max_udp_sessions=self["max-udp-sessions"],
             max_frames_per_turn=self["max-frames-per-turn"],
             listen_backlog=self["listen-backlog"],
+            cluster_ttl_s=self["cluster-ttl"],
+            cluster_timeout_s=self["cluster-timeout"],
+            max_relay_backlog_bytes=self["max-relay-backlog"],
         )
 
 
@@ -225,9 +272,16 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
         from twisted.internet import reactor
     raise_open_file_limit()
     top = MultiService()
+    limits = config.limits()
+    router = None
+    if config["cluster"] is not None:
+        from chatproto.cluster import RedisRouter
+
+        router = RedisRouter(config["cluster"], reactor, limits)
     chat = ChatService(
         reactor,
-        config.limits(),
+        limits,
+        router=router,
         rng=random.Random(config["random-seed"]),
         random_messages=not config["no-random"],
         is_verbose=config["verbose"],

@@ -1,0 +1,659 @@
+"""One namespace across many chatproto processes, shared through Redis (``--cluster``).
+
+:class:`RedisRouter` is an :class:`~chatproto.routing.IRouter`, the only
+part of chatproto that knows of Redis (through ``txredisapi``). Each process,
+a *node*, keeps its own users in a :class:`~chatproto.routing.LocalRouter`
+and, in Redis:
+
+- **claims** each userid it logs in: ``SET chatproto:<db>:user:<id> <node> NX PX <ttl>``.
+  The claim is atomic, so a userid online on any node is refused everywhere.
+  The node refreshes its claims every third of the TTL (a Lua script that
+  also makes them again if Redis lost them, so a restarted Redis gets its
+  registry back); a node that dies loses its users' ids after the TTL.
+- **relays** a message for users it does not hold: it asks Redis where they
+  are (``MGET`` of their claims) and publishes the message to each node's
+  channel ``chatproto:<db>:node:<node>``; a BROADCAST goes once to
+  ``chatproto:<db>:broadcast``. Messages are encoded by
+  :mod:`chatproto.relay_wire`. A body bigger than :data:`RELAY_PIECE_BYTES`
+  is published in pieces, at most :data:`RELAY_WINDOW_BYTES` of them
+  unanswered at a time, and the receiving node puts them together in its own
+  spool before delivering (store-and-forward, PROTOCOL §4).
+
+Order from one sender to one recipient is kept: every relayed message goes
+through one first-in first-out queue and one Redis connection, and a node
+receives both of its channels on one connection. A message is published
+once, so it arrives at most once, and exactly once while Redis is up. While
+Redis is unreachable, logins are refused (no node can tell whether a userid
+is free), messages for other nodes are dropped and counted as for offline
+users, and users already logged in stay connected; when Redis is back the
+claims are made again and relaying resumes.
+"""
+
+import itertools
+import os
+import re
+import socket
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import txredisapi
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from chatproto import relay_wire, verbose
+from chatproto.argtypes import RedisAddress
+from chatproto.limits import Limits
+from chatproto.message import Body, MessageBody, ShortBody
+from chatproto.routing import IRecipient, IRouter, LocalRouter
+
+if TYPE_CHECKING:
+    from chatproto.service import ChatService
+
+#: Wire bytes of a relayed body published as one message; bigger ones go in pieces.
+RELAY_PIECE_BYTES = 64 * 1024
+#: Bytes published but not yet answered by Redis before a big body waits.
+RELAY_WINDOW_BYTES = 1024 * 1024
+#: Userids claimed or refreshed by one script call.
+CLAIMS_PER_CALL = 1000
+
+# Keep each claim of ours alive; make it again if Redis lost it. Returns the
+# (1-based) indexes of the keys another node holds now.
+_REFRESH_SCRIPT = b"""
+local taken = {}
+for i, key in ipairs(KEYS) do
+  local owner = redis.call('GET', key)
+  if owner == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+  elseif not owner then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+  else
+    table.insert(taken, i)
+  end
+end
+return taken
+"""
+
+# Give claims back, only those that are still ours.
+_RELEASE_SCRIPT = b"""
+local released = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    released = released + redis.call('DEL', key)
+  end
+end
+return released
+"""
+
+
+def new_node_id() -> bytes:
+    """Return a name for this process that no other node has: host, pid, random."""
+    host = re.sub(rb"[^A-Za-z0-9.-]", b"-", socket.gethostname().encode("ascii", "replace"))
+    return b"%b-%d-%b" % (host[:40] or b"node", os.getpid(), os.urandom(4).hex().encode())
+
+
+class _Outgoing:
+    """A message on its way to other nodes, in the relay queue.
+
+    Attributes:
+        channels: where it goes and whom it names there, once known (None
+            while Redis is being asked where its recipients are).
+        payload: the whole body as published (short and small bodies), else None.
+        body: a big body, held (acquired) until its last piece is published.
+        held_bytes: memory it holds, counted against the relay backlog limit.
+    """
+
+    __slots__ = (
+        "sender",
+        "size",
+        "message_id",
+        "kind",
+        "payload",
+        "body",
+        "wire",
+        "offset",
+        "begun",
+        "channels",
+        "held_bytes",
+        "dropped",
+    )
+
+    def __init__(self, sender: bytes, body: Body, message_id: int) -> None:
+        self.sender = sender
+        self.size = body.size
+        self.message_id = message_id
+        self.body: MessageBody | None = None
+        self.wire: bytes | None = None  # a big in-memory body's frames, joined once
+        self.offset = 0  # wire bytes of a big body published so far
+        self.begun = False
+        self.channels: list[tuple[bytes, tuple[bytes, ...]]] | None = None
+        self.dropped = False
+        if isinstance(body, ShortBody):
+            self.kind, self.payload = relay_wire.SHORT, body.data
+        elif body.wire_size <= RELAY_PIECE_BYTES:
+            self.kind, self.payload = relay_wire.CHUNKED, b"".join(body.frames())
+        else:
+            self.kind, self.payload = relay_wire.BEGIN, None
+            if body.is_in_memory:
+                self.wire = b"".join(body.frames())
+            else:
+                body.acquire()
+                self.body = body
+        self.held_bytes = len(self.payload or self.wire or b"")
+
+    def next_piece(self) -> bytes:
+        """Return the next run of a big body's wire frames (empty when all were read)."""
+        if self.wire is not None:
+            piece = self.wire[self.offset : self.offset + RELAY_PIECE_BYTES]
+        else:
+            assert self.body is not None
+            piece = self.body.read_wire(self.offset, RELAY_PIECE_BYTES)
+        self.offset += len(piece)
+        return piece
+
+    def release(self) -> None:
+        if self.body is not None:
+            self.body.release()
+            self.body = None
+        self.wire = None
+
+
+class _Incoming:
+    """A big message from another node, its pieces arriving into the spool."""
+
+    __slots__ = ("sender", "recipients", "size", "body", "last_piece_at")
+
+    def __init__(
+        self,
+        sender: bytes,
+        recipients: tuple[bytes, ...] | None,
+        size: int,
+        body: MessageBody,
+        now: float,
+    ) -> None:
+        self.sender = sender
+        self.recipients = recipients
+        self.size = size
+        self.body = body
+        self.last_piece_at = now
+
+
+class _RedisFactory(Factory):
+    """Build txredisapi connections for a :class:`RedisRouter`'s ClientServices."""
+
+    noisy = False
+    isLazy = False  # read by txredisapi when AUTH or SELECT fails
+
+    def __init__(self, router: "RedisRouter", protocol: type) -> None:
+        self.router = router
+        self.protocol = protocol
+
+    def buildProtocol(self, addr):  # type: ignore[no-untyped-def]
+        address = self.router.address
+        # Bytes in and out, untouched: userids and bodies are not text, and
+        # a body "12" must stay bytes.
+        connection = self.protocol(
+            charset=None,
+            convertNumbers=False,
+            password=address.password,
+            dbid=address.db,
+            replyTimeout=self.router.limits.cluster_timeout_s,
+        )
+        connection.factory = self
+        return connection
+
+    def stopTrying(self) -> None:
+        """AUTH or SELECT failed; the ClientService retries with backoff."""
+
+    def connectionError(self, why: str) -> None:
+        self.router.log.error("Redis: {why}", why=why)
+
+
+class _CommandConnection(txredisapi.RedisProtocol):  # type: ignore[misc,valid-type]
+    """The connection claims, lookups and publishing go through (one: order)."""
+
+    factory: _RedisFactory
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.whenConnected().addCallback(self.factory.router._commands_up)
+
+    def connectionLost(self, why: Failure) -> None:  # type: ignore[override]
+        self.factory.router._commands_down(self)  # first: the queue is dropped whole
+        super().connectionLost(why)
+
+
+class _SubscriberConnection(txredisapi.SubscriberProtocol):  # type: ignore[misc,valid-type]
+    """The connection this node's relay channels arrive on."""
+
+    factory: _RedisFactory
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.whenConnected().addCallback(self.factory.router._subscriber_up)
+
+    def messageReceived(self, pattern: bytes | None, channel: bytes, message: bytes) -> None:
+        self.factory.router._relay_received(channel, message)
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        super().dataReceived(data, unpause)
+        self.factory.router._relay_batch_done()
+
+    def connectionLost(self, why: Failure) -> None:  # type: ignore[override]
+        super().connectionLost(why)
+        self.factory.router._subscriber_down(self)
+
+
+@implementer(IRouter)
+class RedisRouter:
+    """Route between this node's users and those of other nodes, through Redis.
+
+    Attributes:
+        address: where Redis is.
+        limits: the server's limits (claim TTL, Redis timeout, relay backlog).
+        node_id: this node's name in Redis (its channel and its claims' value).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        address: RedisAddress,
+        reactor,  # type: ignore[no-untyped-def]
+        limits: Limits,
+        node_id: bytes | None = None,
+    ) -> None:
+        self.address = address
+        self.limits = limits
+        self.node_id = node_id if node_id is not None else new_node_id()
+        self._reactor = reactor
+        prefix = b"chatproto:%d:" % address.db  # channels are not per database
+        self._key_prefix = prefix + b"user:"
+        self._node_prefix = prefix + b"node:"
+        self._node_channel = self._node_prefix + self.node_id
+        self._broadcast_channel = prefix + b"broadcast"
+        self._ttl_ms = max(int(limits.cluster_ttl_s * 1000), 1)
+        self._local = LocalRouter()
+        self._service: ChatService | None = None
+        self._commands: txredisapi.RedisProtocol | None = None  # set while connected
+        self._outgoing: deque[_Outgoing] = deque()
+        self._relay_bytes = 0  # held by the queue, and published but unanswered
+        self._unanswered_bytes = 0
+        self._message_ids = itertools.count(1)
+        self._incoming: dict[tuple[bytes, int], _Incoming] = {}
+        self._dropped_while_away = 0
+        self._was_connected = False
+        self._maintenance = LoopingCall(self._maintain)
+        self._maintenance.clock = reactor
+        endpoint = HostnameEndpoint(reactor, address.host, address.port)
+        retry = backoffPolicy(initialDelay=0.1, maxDelay=2.0)
+        self._command_service = ClientService(
+            endpoint, _RedisFactory(self, _CommandConnection), retry, reactor
+        )
+        self._subscriber_service = ClientService(
+            endpoint, _RedisFactory(self, _SubscriberConnection), retry, reactor
+        )
+
+    # -- IRouter -------------------------------------------------------------
+
+    def start(self, service: "ChatService") -> None:
+        self._service = service
+        self.log.info(
+            "cluster node {node} using Redis at {host}:{port} database {db}",
+            node=self.node_id.decode(),
+            host=self.address.host,
+            port=self.address.port,
+            db=self.address.db,
+        )
+        self._command_service.startService()
+        self._subscriber_service.startService()
+        done = self._maintenance.start(self.limits.cluster_ttl_s / 3, now=False)
+        done.addErrback(lambda failure: self.log.failure("cluster maintenance stopped", failure))
+
+    def stop(self) -> Deferred[None]:
+        """Stop talking to Redis; claims given back before now are sent first."""
+        if self._maintenance.running:
+            self._maintenance.stop()
+        self._drop_outgoing("server stopping")
+        self._drop_incoming()
+        stopped = DeferredList(
+            [self._command_service.stopService(), self._subscriber_service.stopService()],
+            consumeErrors=True,
+        )
+        return stopped.addCallback(lambda _: None)
+
+    def register(self, name: bytes, recipient: IRecipient) -> Deferred[bool]:
+        commands = self._commands
+        if self._local.lookup(name) is not None:
+            return succeed(False)
+        if commands is None:
+            self.log.info(
+                "login of {user} refused: Redis is not reachable", user=verbose.escape(name)
+            )
+            return succeed(False)
+        claim = commands.execute_command(
+            "SET", self._key_prefix + name, self.node_id, "NX", "PX", self._ttl_ms
+        )
+        return claim.addCallbacks(
+            self._claimed, self._claim_failed, (name, recipient), None, (name,)
+        )
+
+    def _claimed(self, reply: object, name: bytes, recipient: IRecipient) -> bool:
+        if reply not in (b"OK", "OK"):
+            return False  # someone, here or on another node, holds it
+        if not self._local.claim(name, recipient):
+            return False  # only if Redis lost our claim of it meanwhile
+        return True
+
+    def _claim_failed(self, failure: Failure, name: bytes) -> bool:
+        self.log.info(
+            "login of {user} refused: Redis did not answer ({error})",
+            user=verbose.escape(name),
+            error=failure.getErrorMessage(),
+        )
+        return False
+
+    def unregister(self, name: bytes, recipient: IRecipient) -> None:
+        if self._local.lookup(name) is not recipient:
+            return
+        self._local.unregister(name, recipient)
+        self._release([name])
+
+    def lookup(self, name: bytes) -> IRecipient | None:
+        return self._local.lookup(name)
+
+    def everyone(self) -> list[IRecipient]:
+        return self._local.everyone()
+
+    def __len__(self) -> int:
+        return len(self._local)
+
+    def forward(self, sender: bytes, recipients: Sequence[bytes] | None, body: Body) -> None:
+        commands = self._commands
+        if commands is None:
+            self._dropped_while_away += 1
+            self._not_relayed("Redis unreachable")
+            return
+        if self._relay_bytes + min(body.wire_size, RELAY_PIECE_BYTES) > (
+            self.limits.max_relay_backlog_bytes
+        ):
+            self._not_relayed("relay backlog full")
+            self.log.info(
+                "message from {sender} not relayed: relay backlog full",
+                sender=verbose.escape(sender),
+            )
+            return
+        entry = _Outgoing(sender, body, next(self._message_ids))
+        self._outgoing.append(entry)
+        self._relay_bytes += entry.held_bytes
+        if recipients is None:
+            entry.channels = [(self._broadcast_channel, ())]
+        else:
+            names = list(recipients)
+            where = commands.execute_command("MGET", *[self._key_prefix + n for n in names])
+            where.addCallbacks(self._located, self._not_located, (entry, names), None, (entry,))
+        self._pump()
+
+    # -- relaying out --------------------------------------------------------
+
+    def _located(self, owners: list[bytes | None], entry: _Outgoing, names: list[bytes]) -> None:
+        by_node: dict[bytes, list[bytes]] = {}
+        for name, owner in zip(names, owners, strict=True):
+            if owner is not None and owner != self.node_id:  # offline, or gone from here
+                by_node.setdefault(owner, []).append(name)
+        entry.channels = [(self._node_prefix + node, tuple(ns)) for node, ns in by_node.items()]
+        self._pump()
+
+    def _not_located(self, failure: Failure, entry: _Outgoing) -> None:
+        if not entry.dropped:
+            entry.channels = []
+            self._not_relayed("Redis error")
+            self.log.info("recipients not looked up: {error}", error=failure.getErrorMessage())
+            self._pump()
+
+    def _pump(self) -> None:
+        """Publish queued messages, in order, as far as the window allows."""
+        queue = self._outgoing
+        while queue and self._commands is not None:
+            entry = queue[0]
+            if entry.channels is None or not self._publish(entry):
+                return  # waiting for Redis to say where, or for room in the window
+            queue.popleft()
+            self._relay_bytes -= entry.held_bytes
+            entry.release()
+
+    def _publish(self, entry: _Outgoing) -> bool:
+        """Publish ``entry`` (or as many of its pieces as fit); True when it is all out."""
+        assert entry.channels is not None
+        channels = entry.channels
+        stats = self._service.stats if self._service is not None else None
+        if entry.kind is not relay_wire.BEGIN:
+            if stats is not None:
+                stats.messages_relayed_out += len(channels)
+            for channel, names in channels:
+                header = relay_wire.encode_message(
+                    entry.kind, self.node_id, entry.message_id, entry.size, entry.sender, names
+                )
+                self._send(channel, header + entry.payload)  # type: ignore[operator]
+            return True
+        if not entry.begun:
+            entry.begun = True
+            if stats is not None:
+                stats.messages_relayed_out += len(channels)
+            for channel, names in channels:
+                self._send(
+                    channel,
+                    relay_wire.encode_message(
+                        relay_wire.BEGIN,
+                        self.node_id,
+                        entry.message_id,
+                        entry.size,
+                        entry.sender,
+                        names,
+                    ),
+                )
+        while self._unanswered_bytes < RELAY_WINDOW_BYTES:
+            piece = entry.next_piece()
+            if not piece:
+                end = relay_wire.encode_end(self.node_id, entry.message_id)
+                for channel, _ in channels:
+                    self._send(channel, end)
+                return True
+            message = relay_wire.encode_piece(self.node_id, entry.message_id, piece)
+            for channel, _ in channels:
+                self._send(channel, message)
+        return False
+
+    def _send(self, channel: bytes, message: bytes) -> None:
+        assert self._commands is not None
+        size = len(message)
+        self._unanswered_bytes += size
+        self._relay_bytes += size
+        published = self._commands.execute_command("PUBLISH", channel, message)
+        published.addBoth(self._answered, size)
+
+    def _answered(self, result: object, size: int) -> None:
+        self._unanswered_bytes -= size
+        self._relay_bytes -= size
+        if self._outgoing and self._unanswered_bytes < RELAY_WINDOW_BYTES:
+            self._pump()
+
+    def _not_relayed(self, reason: str) -> None:
+        if self._service is not None:
+            self._service.stats.messages_not_relayed[reason] += 1
+
+    def _drop_outgoing(self, reason: str) -> None:
+        queue, self._outgoing = self._outgoing, deque()
+        for entry in queue:
+            entry.dropped = True
+            self._relay_bytes -= entry.held_bytes
+            entry.release()
+            self._not_relayed(reason)
+        if queue:
+            self.log.info(
+                "{count} messages for other nodes dropped: {reason}",
+                count=len(queue),
+                reason=reason,
+            )
+
+    # -- relaying in ---------------------------------------------------------
+
+    def _relay_received(self, channel: bytes, data: bytes) -> None:
+        try:
+            header, payload = relay_wire.decode(data)
+        except relay_wire.RelayFormatError as error:
+            self.log.warn("bad relay message on {channel}: {error}", channel=channel, error=error)
+            return
+        if header.origin == self.node_id:
+            return  # our own BROADCAST, already delivered here
+        service = self._service
+        assert service is not None
+        kind = header.kind
+        key = (header.origin, header.message_id)
+        recipients = None if channel == self._broadcast_channel else header.recipients
+        if kind == relay_wire.SHORT:
+            service.receive(header.sender, recipients, ShortBody(payload))
+        elif kind == relay_wire.CHUNKED:
+            body = service.new_body()
+            body.add_wire(payload, header.size)
+            self._deliver_relayed(header.sender, recipients, body)
+        elif kind == relay_wire.BEGIN:
+            now = self._reactor.seconds()
+            body = service.new_body()
+            self._incoming[key] = _Incoming(header.sender, recipients, header.size, body, now)
+        elif kind == relay_wire.PIECE:
+            incoming = self._incoming.get(key)
+            if incoming is not None:  # else we missed its start (reconnected meanwhile)
+                incoming.body.add_wire(payload)
+                incoming.last_piece_at = self._reactor.seconds()
+        elif kind == relay_wire.END:
+            incoming = self._incoming.pop(key, None)
+            if incoming is not None:
+                incoming.body.add_wire(b"", incoming.size)
+                self._deliver_relayed(incoming.sender, incoming.recipients, incoming.body)
+
+    def _deliver_relayed(
+        self, sender: bytes, recipients: tuple[bytes, ...] | None, body: MessageBody
+    ) -> None:
+        assert self._service is not None
+        try:
+            if body.error is not None:
+                self.log.info(
+                    "relayed message from {sender} dropped: {error}",
+                    sender=verbose.escape(sender),
+                    error=body.error,
+                )
+            else:
+                self._service.receive(sender, recipients, body)
+        finally:
+            body.release()
+
+    def _relay_batch_done(self) -> None:
+        if self._service is not None:
+            self._service.writes.flush()
+
+    def _drop_incoming(self) -> None:
+        incoming, self._incoming = self._incoming, {}
+        for message in incoming.values():
+            message.body.release()
+
+    # -- connections ---------------------------------------------------------
+
+    def _commands_up(self, connection: txredisapi.RedisProtocol) -> None:
+        self._commands = connection
+        self.log.info(
+            "{again} Redis at {host}:{port}",
+            again="connected again to" if self._was_connected else "connected to",
+            host=self.address.host,
+            port=self.address.port,
+        )
+        self._was_connected = True
+        if self._dropped_while_away:
+            self.log.info(
+                "{count} messages for other nodes were dropped while Redis was away",
+                count=self._dropped_while_away,
+            )
+            self._dropped_while_away = 0
+        self._refresh_claims()  # after a Redis restart: the registry is made again
+
+    def _commands_down(self, connection: txredisapi.RedisProtocol) -> None:
+        if self._commands is not connection:
+            return
+        self._commands = None
+        self.log.info(
+            "lost Redis at {host}:{port}: logins refused and messages for other "
+            "nodes dropped until it is back",
+            host=self.address.host,
+            port=self.address.port,
+        )
+        self._drop_outgoing("Redis connection lost")
+
+    def _subscriber_up(self, connection: txredisapi.SubscriberProtocol) -> None:
+        subscribed = connection.subscribe([self._node_channel, self._broadcast_channel])
+        subscribed.addErrback(
+            lambda failure: self.log.failure("subscribing to the relay channels failed", failure)
+        )
+
+    def _subscriber_down(self, connection: txredisapi.SubscriberProtocol) -> None:
+        self._drop_incoming()  # their remaining pieces will not come
+
+    # -- claims --------------------------------------------------------------
+
+    def _maintain(self) -> None:
+        """Refresh the claims, and drop big incoming messages whose sender went quiet."""
+        self._refresh_claims()
+        deadline = self._reactor.seconds() - self.limits.cluster_ttl_s
+        for key, message in list(self._incoming.items()):
+            if message.last_piece_at < deadline:
+                del self._incoming[key]
+                message.body.release()
+                self.log.info(
+                    "relayed message from {sender} dropped: its node stopped sending it",
+                    sender=verbose.escape(message.sender),
+                )
+
+    def _refresh_claims(self) -> None:
+        commands = self._commands
+        if commands is None:
+            return
+        names = self._local.names()
+        args = [self.node_id, self._ttl_ms]
+        for start in range(0, len(names), CLAIMS_PER_CALL):
+            batch = names[start : start + CLAIMS_PER_CALL]
+            keys = [self._key_prefix + name for name in batch]
+            refreshed = commands.eval(_REFRESH_SCRIPT, keys, args)
+            refreshed.addCallbacks(self._refreshed, self._refresh_failed, (batch,))
+
+    def _refreshed(self, taken: list[int], batch: list[bytes]) -> None:
+        for index in taken:
+            name = batch[index - 1]
+            recipient = self._local.lookup(name)
+            if recipient is None:
+                continue
+            self.log.info(
+                "{user} is now logged in on another node: disconnecting it here",
+                user=verbose.escape(name),
+            )
+            self._local.unregister(name, recipient)
+            recipient.disconnect("userid taken on another node")
+
+    def _refresh_failed(self, failure: Failure) -> None:
+        self.log.info("refreshing claims failed: {error}", error=failure.getErrorMessage())
+
+    def _release(self, names: list[bytes]) -> None:
+        commands = self._commands
+        if commands is None:
+            return  # the claims lapse after the TTL
+        keys = [self._key_prefix + name for name in names]
+        released = commands.eval(_RELEASE_SCRIPT, keys, [self.node_id])
+        released.addErrback(
+            lambda failure: self.log.info(
+                "releasing claims failed: {error}", error=failure.getErrorMessage()
+            )
+        )

@@ -1,0 +1,105 @@
+"""What chatproto processes say to each other through Redis pub/sub: a pure codec.
+
+A cluster node publishes a message for users on another node to that node's
+channel, and a BROADCAST to the broadcast channel every node listens on. Each
+published relay message is one header line, then a payload::
+
+    S <origin> <id> <size> <sender> [<recipient> ...]\\n<body>    a short message
+    C <origin> <id> <size> <sender> [<recipient> ...]\\n<frames>  a whole chunked one
+    B <origin> <id> <size> <sender> [<recipient> ...]\\n          a big chunked one begins
+    P <origin> <id>\\n<frames>                                     its next piece
+    E <origin> <id>\\n                                             it is complete
+
+``origin`` names the publishing node, ``id`` counts its messages, ``size`` is
+the body's size in bytes and ``frames`` are the body's wire frames exactly as
+the sender sent them (``C<n>`` chunks and ``C0``; a piece may end inside a
+chunk). Recipients are named only on a node's channel. Userids are printable
+ASCII without spaces (PROTOCOL §2), so spaces separate the fields.
+
+Nothing here does I/O; :mod:`chatproto.cluster` publishes and subscribes.
+"""
+
+from dataclasses import dataclass
+
+SHORT = b"S"
+CHUNKED = b"C"
+BEGIN = b"B"
+PIECE = b"P"
+END = b"E"
+
+_WITH_MESSAGE = (SHORT, CHUNKED, BEGIN)
+
+
+class RelayFormatError(ValueError):
+    """A relay message that no chatproto node would publish."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayHeader:
+    """The header line of a relay message.
+
+    Attributes:
+        kind: one of :data:`SHORT`, :data:`CHUNKED`, :data:`BEGIN`, :data:`PIECE`, :data:`END`.
+        origin: the publishing node's id.
+        message_id: the message's number at its origin (pieces name their message by it).
+        size: the body's size in bytes (0 for pieces and ends).
+        sender: the sender's userid (empty for pieces and ends).
+        recipients: the recipients on the receiving node (none on the broadcast channel).
+    """
+
+    kind: bytes
+    origin: bytes
+    message_id: int
+    size: int = 0
+    sender: bytes = b""
+    recipients: tuple[bytes, ...] = ()
+
+
+def encode_message(
+    kind: bytes,
+    origin: bytes,
+    message_id: int,
+    size: int,
+    sender: bytes,
+    recipients: tuple[bytes, ...] | list[bytes] = (),
+) -> bytes:
+    """Return the header line of a :data:`SHORT`, :data:`CHUNKED` or :data:`BEGIN` message."""
+    names = b"".join(b" " + name for name in recipients)
+    return b"%b %b %d %d %b%b\n" % (kind, origin, message_id, size, sender, names)
+
+
+def encode_piece(origin: bytes, message_id: int, frames: bytes) -> bytes:
+    """Return a :data:`PIECE` of a big message: the next run of its wire frames."""
+    return b"P %b %d\n%b" % (origin, message_id, frames)
+
+
+def encode_end(origin: bytes, message_id: int) -> bytes:
+    """Return the :data:`END` of a big message."""
+    return b"E %b %d\n" % (origin, message_id)
+
+
+def decode(data: bytes) -> tuple[RelayHeader, bytes]:
+    """Split a relay message into its header and payload.
+
+    Raises:
+        RelayFormatError: if ``data`` is not a relay message.
+    """
+    newline = data.find(b"\n")
+    if newline < 0:
+        raise RelayFormatError("no header line")
+    fields = data[:newline].split(b" ")
+    kind = fields[0]
+    try:
+        if kind in _WITH_MESSAGE and len(fields) >= 5:
+            header = RelayHeader(
+                kind, fields[1], int(fields[2]), int(fields[3]), fields[4], tuple(fields[5:])
+            )
+        elif kind in (PIECE, END) and len(fields) == 3:
+            header = RelayHeader(kind, fields[1], int(fields[2]))
+        else:
+            raise RelayFormatError(f"bad header {data[:newline][:80]!r}")
+    except ValueError as error:  # int() of a non-number
+        raise RelayFormatError(str(error)) from None
+    if not header.origin or (kind in _WITH_MESSAGE and not header.sender):
+        raise RelayFormatError("empty origin or sender")
+    return header, data[newline + 1 :]
