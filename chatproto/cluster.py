@@ -282,6 +282,7 @@ class RedisRouter:
         self._local = LocalRouter()
         self._service: ChatService | None = None
         self._commands: txredisapi.RedisProtocol | None = None  # set while connected
+        self._subscribed = False  # this node's channels are being listened to
         self._outgoing: deque[_Outgoing] = deque()
         self._relay_bytes = 0  # held by the queue, and published but unanswered
         self._unanswered_bytes = 0
@@ -332,7 +333,9 @@ class RedisRouter:
         commands = self._commands
         if self._local.lookup(name) is not None:
             return succeed(False)
-        if commands is None:
+        if commands is None or not self._subscribed:
+            # Not in the cluster yet: no way to tell whether the userid is free,
+            # or no way to receive what other nodes send to it.
             self.log.info(
                 "login of {user} refused: Redis is not reachable", user=verbose.escape(name)
             )
@@ -596,11 +599,17 @@ class RedisRouter:
 
     def _subscriber_up(self, connection: txredisapi.SubscriberProtocol) -> None:
         subscribed = connection.subscribe([self._node_channel, self._broadcast_channel])
-        subscribed.addErrback(
-            lambda failure: self.log.failure("subscribing to the relay channels failed", failure)
-        )
+        subscribed.addCallbacks(self._listening, self._not_listening, (connection,))
+
+    def _listening(self, reply: object, connection: txredisapi.SubscriberProtocol) -> None:
+        if connection.connected:
+            self._subscribed = True
+
+    def _not_listening(self, failure: Failure) -> None:
+        self.log.failure("subscribing to the relay channels failed", failure)
 
     def _subscriber_down(self, connection: txredisapi.SubscriberProtocol) -> None:
+        self._subscribed = False
         self._drop_incoming()  # their remaining pieces will not come
 
     # -- claims --------------------------------------------------------------

@@ -1,0 +1,269 @@
+"""RedisRouter's logic against a scripted Redis connection, on a MemoryReactorClock.
+
+The fake connection records each command and answers only when the test
+says, so the tests can hold a lookup open and check what waits for it. The
+real Redis is in ``test_cluster.py``.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.testing import MemoryReactorClock
+
+from chatproto import relay_wire
+from chatproto.argtypes import RedisAddress
+from chatproto.cluster import RELAY_PIECE_BYTES, RELAY_WINDOW_BYTES, RedisRouter
+from chatproto.limits import Limits
+from chatproto.message import MessageBody, ShortBody
+from chatproto.service import ChatService
+from tests.support import FakeClient, answer
+
+NODE = b"n1"
+BROADCAST = b"chatproto:0:broadcast"
+PREFIX = b"chatproto:0:user:"
+
+
+class ScriptedRedis:
+    """Stands in for txredisapi's connection: records commands, answers on demand."""
+
+    connected = 1
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[tuple, Deferred]] = []
+
+    def execute_command(self, *args, **kwargs) -> Deferred:  # type: ignore[no-untyped-def]
+        reply: Deferred = Deferred()
+        self.commands.append((args, reply))
+        return reply
+
+    def eval(self, script: bytes, keys: list, args: list) -> Deferred:  # type: ignore[type-arg]
+        return self.execute_command("EVAL", script, keys, args)
+
+    def subscribe(self, channels: list[bytes]) -> Deferred:  # type: ignore[type-arg]
+        self.channels = channels
+        return succeed(None)
+
+    def named(self, command: str) -> list[tuple[tuple, Deferred]]:
+        return [(args, reply) for args, reply in self.commands if args[0] == command]
+
+    def published(self) -> list[tuple[bytes, bytes]]:
+        return [(args[1], args[2]) for args, _ in self.named("PUBLISH")]
+
+    def answer_all(self, command: str, value: object) -> None:
+        for _, reply in self.named(command):
+            if not reply.called:
+                reply.callback(value)
+
+
+@pytest.fixture
+def limits() -> Limits:
+    return Limits(spill_threshold_bytes=64 * 1024)
+
+
+@pytest.fixture
+def clock() -> MemoryReactorClock:
+    return MemoryReactorClock()
+
+
+@pytest.fixture
+def router(clock: MemoryReactorClock, limits: Limits) -> RedisRouter:
+    return RedisRouter(RedisAddress("127.0.0.1", 6379), clock, limits, node_id=NODE)
+
+
+@pytest.fixture
+def redis(router: RedisRouter) -> ScriptedRedis:
+    return ScriptedRedis()
+
+
+@pytest.fixture
+def service(
+    router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock, limits: Limits
+) -> Iterator[ChatService]:
+    chat = ChatService(clock, limits, router=router, random_messages=False)
+    chat.startService()
+    router._commands_up(redis)  # as if both connections came up
+    router._subscriber_up(redis)
+    yield chat
+    chat.stopService()
+
+
+def log_in(service: ChatService, redis: ScriptedRedis, name: bytes) -> FakeClient:
+    client = FakeClient()
+    claim = service.login(client, name)
+    args, reply = redis.commands[-1]
+    assert args == ("SET", PREFIX + name, NODE, "NX", "PX", 30_000)
+    reply.callback("OK")
+    assert answer(claim) is True
+    client.name = name
+    return client
+
+
+def spooled_body(service: ChatService, size: int) -> MessageBody:
+    body = service.new_body()
+    data = bytes(range(256)) * (size // 256)
+    for start in range(0, len(data), 999):
+        body.append(data[start : start + 999])
+    body.finish()
+    assert not body.is_in_memory
+    return body
+
+
+def test_claims_are_answered_by_redis(service: ChatService, redis: ScriptedRedis) -> None:
+    log_in(service, redis, b"alice")
+    taken = service.login(FakeClient(), b"bob")
+    redis.commands[-1][1].callback(None)  # SET NX found the key: someone has it
+    assert answer(taken) is False
+    failed = service.login(FakeClient(), b"carol")
+    redis.commands[-1][1].errback(ConnectionError("lost"))
+    assert answer(failed) is False
+    assert service.user_count == 1
+
+
+def test_no_login_without_redis(service: ChatService, router: RedisRouter, redis) -> None:
+    router._subscriber_down(redis)  # not listening: could not receive anything
+    assert answer(service.login(FakeClient(), b"alice")) is False
+    assert redis.named("SET") == []
+
+
+def test_order_is_kept_while_a_lookup_is_open(service: ChatService, redis: ScriptedRedis) -> None:
+    alice = log_in(service, redis, b"alice")
+    service.send(alice, [b"bob"], ShortBody(b"first"))
+    service.send(alice, None, ShortBody(b"second"))
+    assert redis.published() == []  # the BROADCAST waits behind the lookup
+    ((mget, where),) = redis.named("MGET")
+    assert mget == ("MGET", PREFIX + b"bob")
+    where.callback([b"n2"])
+    assert redis.published() == [
+        (b"chatproto:0:node:n2", b"S n1 1 5 alice bob\nfirst"),
+        (BROADCAST, b"S n1 2 6 alice\nsecond"),
+    ]
+
+
+def test_recipients_are_grouped_by_node(service: ChatService, redis: ScriptedRedis) -> None:
+    alice = log_in(service, redis, b"alice")
+    service.send(alice, [b"bob", b"carol", b"dave", b"gone", b"back"], ShortBody(b"hi"))
+    ((_, where),) = redis.named("MGET")
+    where.callback([b"n2", b"n3", b"n2", None, NODE])  # "back" is (was) here: skipped
+    assert redis.published() == [
+        (b"chatproto:0:node:n2", b"S n1 1 2 alice bob dave\nhi"),
+        (b"chatproto:0:node:n3", b"S n1 1 2 alice carol\nhi"),
+    ]
+    assert service.stats.messages_relayed_out == 2
+
+
+def test_big_body_goes_in_pieces_within_the_window(
+    service: ChatService, redis: ScriptedRedis
+) -> None:
+    alice = log_in(service, redis, b"alice")
+    body = spooled_body(service, 3 * 1024 * 1024)
+    expected = body.read_wire(0, body.wire_size)
+    service.send(alice, None, body)
+    body.release()  # the session's reference: the router holds its own
+    published = redis.published()
+    pieces = [message for _, message in published if message.startswith(b"P ")]
+    assert published[0][1] == b"B n1 1 %d alice\n" % body.size
+    assert len(pieces) == RELAY_WINDOW_BYTES // RELAY_PIECE_BYTES  # then it waits
+    for _ in range(100):  # Redis answers; more pieces follow, bounded
+        unanswered = [reply for _, reply in redis.named("PUBLISH") if not reply.called]
+        if not unanswered:
+            break
+        for reply in unanswered:
+            reply.callback(1)
+    wire = b"".join(message.split(b"\n", 1)[1] for _, message in redis.published()[1:-1])
+    assert redis.published()[-1][1] == b"E n1 1\n"
+    assert wire == expected
+    assert service.spool.bytes_in_use == 0  # the spool file is given back
+
+
+def test_relay_backlog_limit_drops_and_counts(
+    clock: MemoryReactorClock, redis: ScriptedRedis
+) -> None:
+    limits = Limits(max_relay_backlog_bytes=100)
+    router = RedisRouter(RedisAddress(), clock, limits, node_id=NODE)
+    service = ChatService(clock, limits, router=router, random_messages=False)
+    service.startService()
+    router._commands_up(redis)
+    router._subscriber_up(redis)
+    alice = log_in(service, redis, b"alice")
+    for _ in range(3):
+        service.send(alice, None, ShortBody(b"x" * 40))
+    assert len(redis.published()) == 2  # 2 x 60 bytes unanswered; the third would pass 100
+    assert service.stats.messages_not_relayed == {"relay backlog full": 1}
+    service.stopService()
+
+
+def test_lost_connection_drops_the_queue_and_releases_bodies(
+    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+) -> None:
+    alice = log_in(service, redis, b"alice")
+    body = spooled_body(service, 512 * 1024)
+    service.send(alice, [b"bob"], body)
+    body.release()
+    service.send(alice, [b"bob"], ShortBody(b"hi"))
+    router._commands_down(redis)
+    assert service.spool.bytes_in_use == 0
+    assert service.stats.messages_not_relayed == {"Redis connection lost": 2}
+    service.send(alice, [b"bob"], ShortBody(b"later"))
+    assert service.stats.messages_not_relayed["Redis unreachable"] == 1
+    assert answer(service.login(FakeClient(), b"carol")) is False
+
+
+def test_incoming_big_message_is_delivered_whole(
+    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+) -> None:
+    bob = log_in(service, redis, b"bob")
+    frames = b"C5\nhelloC3\nyouC0\n"
+    router._relay_received(b"chatproto:0:node:n1", b"B n2 7 8 alice bob\n")
+    router._relay_received(b"chatproto:0:node:n1", relay_wire.encode_piece(b"n2", 7, frames[:6]))
+    assert bob.deliveries == []  # nothing before the end (PROTOCOL §4)
+    router._relay_received(b"chatproto:0:node:n1", relay_wire.encode_piece(b"n2", 7, frames[6:]))
+    router._relay_received(b"chatproto:0:node:n1", relay_wire.encode_end(b"n2", 7))
+    assert bob.received() == [(b"alice", b"helloyou")]
+    assert service.stats.messages_relayed_in == 1
+
+
+def test_own_broadcasts_and_unknown_pieces_are_ignored(
+    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+) -> None:
+    bob = log_in(service, redis, b"bob")
+    router._relay_received(BROADCAST, b"S n1 3 2 bob\nhi")  # from this node: delivered already
+    router._relay_received(BROADCAST, relay_wire.encode_piece(b"n2", 9, b"C1\nx"))
+    router._relay_received(BROADCAST, relay_wire.encode_end(b"n2", 9))
+    router._relay_received(BROADCAST, b"S n2 4 2 carol\nyo")
+    assert bob.received() == [(b"carol", b"yo")]
+
+
+def test_a_big_message_whose_node_went_quiet_is_dropped(
+    service: ChatService, router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock
+) -> None:
+    bob = log_in(service, redis, b"bob")
+    router._relay_received(b"chatproto:0:node:n1", b"B n2 7 300000 alice bob\n")
+    body_pieces = b"".join(b"C999\n" + b"x" * 999 for _ in range(300))
+    router._relay_received(b"chatproto:0:node:n1", relay_wire.encode_piece(b"n2", 7, body_pieces))
+    assert service.spool.bytes_in_use > 0
+    clock.advance(service.limits.cluster_ttl_s * 1.5)  # maintenance runs every third of it
+    assert service.spool.bytes_in_use == 0
+    router._relay_received(b"chatproto:0:node:n1", relay_wire.encode_end(b"n2", 7))
+    assert bob.deliveries == []
+
+
+def test_refresh_disconnects_a_user_whose_id_another_node_took(
+    service: ChatService, router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock
+) -> None:
+    alice = log_in(service, redis, b"alice")
+    bob = log_in(service, redis, b"bob")
+    clock.advance(service.limits.cluster_ttl_s / 3)
+    ((args, refreshed),) = redis.named("EVAL")
+    assert args[2] == [PREFIX + b"alice", PREFIX + b"bob"]
+    refreshed.callback([2])  # bob's claim is held by another node now
+    assert bob.disconnected == ["userid taken on another node"]
+    assert alice.disconnected == []
+    assert service.lookup(b"bob") is None
+
+
+def test_logout_releases_the_claim(service: ChatService, redis: ScriptedRedis) -> None:
+    alice = log_in(service, redis, b"alice")
+    service.logout(alice)
+    ((args, _),) = redis.named("EVAL")
+    assert (args[2], args[3]) == ([PREFIX + b"alice"], [NODE])

@@ -1,0 +1,95 @@
+"""The codec of the messages cluster nodes publish to each other (no Redis, no reactor)."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chatproto import relay_wire
+from chatproto.argtypes import RedisAddress, redis_url
+from chatproto.relay_wire import RelayFormatError, RelayHeader
+
+userids = st.binary(min_size=1, max_size=32).map(
+    lambda raw: bytes(0x21 + byte % 94 for byte in raw)  # printable ASCII, no space
+)
+
+
+@given(
+    kind=st.sampled_from([relay_wire.SHORT, relay_wire.CHUNKED, relay_wire.BEGIN]),
+    origin=userids,
+    message_id=st.integers(min_value=0, max_value=2**63),
+    size=st.integers(min_value=0, max_value=2**40),
+    sender=userids,
+    recipients=st.lists(userids, max_size=5),
+    payload=st.binary(max_size=300),
+)
+def test_message_round_trip(kind, origin, message_id, size, sender, recipients, payload) -> None:
+    data = relay_wire.encode_message(kind, origin, message_id, size, sender, recipients)
+    header, rest = relay_wire.decode(data + payload)
+    assert header == RelayHeader(kind, origin, message_id, size, sender, tuple(recipients))
+    assert rest == payload  # a payload holding newlines or binary is untouched
+
+
+@given(origin=userids, message_id=st.integers(min_value=0, max_value=2**63), frames=st.binary())
+def test_piece_and_end_round_trip(origin, message_id, frames) -> None:
+    header, rest = relay_wire.decode(relay_wire.encode_piece(origin, message_id, frames))
+    assert (header, rest) == (RelayHeader(relay_wire.PIECE, origin, message_id), frames)
+    header, rest = relay_wire.decode(relay_wire.encode_end(origin, message_id))
+    assert (header, rest) == (RelayHeader(relay_wire.END, origin, message_id), b"")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"S node 1 5 alice",  # no newline
+        b"X node 1 5 alice\n",  # unknown kind
+        b"S node 1 5\n",  # no sender
+        b"S node one 5 alice\n",
+        b"S node 1 five alice\n",
+        b"P node\n",
+        b"P node 1 extra\n",
+        b"E node x\n",
+        b"S  1 5 alice\n",  # empty origin
+        b"S node 1 5 \n",  # empty sender
+    ],
+)
+def test_malformed_messages_are_refused(data: bytes) -> None:
+    with pytest.raises(RelayFormatError):
+        relay_wire.decode(data)
+
+
+@given(st.binary(max_size=200))
+def test_garbage_is_refused_or_decoded_never_crashes(data: bytes) -> None:
+    try:
+        header, _ = relay_wire.decode(data)
+    except RelayFormatError:
+        return
+    assert header.kind in (b"S", b"C", b"B", b"P", b"E")
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("redis://127.0.0.1:6380/2", RedisAddress("127.0.0.1", 6380, 2)),
+        ("redis://redis.example", RedisAddress("redis.example", 6379, 0)),
+        ("redis://:secret@localhost:7000", RedisAddress("localhost", 7000, 0, "secret")),
+        ("redis://[::1]:6379/0", RedisAddress("::1", 6379, 0)),
+    ],
+)
+def test_redis_urls(url: str, address: RedisAddress) -> None:
+    assert redis_url(url) == address
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:6379",
+        "localhost:6379",
+        "redis://host:port",
+        "redis://h:1/x",
+        "redis://h:0",
+    ],
+)
+def test_bad_redis_urls(url: str) -> None:
+    with pytest.raises(ValueError):
+        redis_url(url)
