@@ -41,6 +41,7 @@ import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -99,13 +100,14 @@ def new_node_id() -> bytes:
 
 
 class _Outgoing:
-    """A message on its way to other nodes, in the relay queue.
+    """A message on its way to other nodes.
 
     Attributes:
-        channels: where it goes and whom it names there, once known (None
-            while Redis is being asked where its recipients are).
+        recipients: the userids it is for, or None for a BROADCAST.
         payload: the whole body as published (short and small bodies), else None.
         body: a big body, held (acquired) until its last piece is published.
+        channels: where a big message goes and whom it names there, fixed
+            when its first piece is published.
         held_bytes: memory it holds, counted against the relay backlog limit.
     """
 
@@ -121,19 +123,21 @@ class _Outgoing:
         "begun",
         "channels",
         "held_bytes",
-        "dropped",
+        "recipients",
     )
 
-    def __init__(self, sender: bytes, body: Body, message_id: int) -> None:
+    def __init__(
+        self, sender: bytes, recipients: list[bytes] | None, body: Body, message_id: int
+    ) -> None:
         self.sender = sender
+        self.recipients = recipients
         self.size = body.size
         self.message_id = message_id
         self.body: MessageBody | None = None
         self.wire: bytes | None = None  # a big in-memory body's frames, joined once
         self.offset = 0  # wire bytes of a big body published so far
         self.begun = False
-        self.channels: list[tuple[bytes, tuple[bytes, ...]]] | None = None
-        self.dropped = False
+        self.channels: list[tuple[bytes, tuple[bytes, ...]]] = []
         if isinstance(body, ShortBody):
             self.kind, self.payload = relay_wire.SHORT, body.data
         elif body.wire_size <= RELAY_PIECE_BYTES:
@@ -146,6 +150,17 @@ class _Outgoing:
                 body.acquire()
                 self.body = body
         self.held_bytes = len(self.payload or self.wire or b"")
+
+    @property
+    def is_big(self) -> bool:
+        """Whether it goes in pieces (:data:`relay_wire.BEGIN` ... :data:`relay_wire.END`)."""
+        return self.payload is None
+
+    def header(self, origin: bytes, names: tuple[bytes, ...] | list[bytes]) -> bytes:
+        """Its header line, naming ``names`` (none on the broadcast channel)."""
+        return relay_wire.encode_message(
+            self.kind, origin, self.message_id, self.size, self.sender, names
+        )
 
     def next_piece(self) -> bytes:
         """Return the next run of a big body's wire frames (empty when all were read)."""
@@ -162,6 +177,40 @@ class _Outgoing:
             self.body.release()
             self.body = None
         self.wire = None
+
+
+class _Batch:
+    """The messages for other nodes gathered in one reactor turn, published together.
+
+    Attributes:
+        entries: the messages, in the order they were sent.
+        owners: each recipient's node, once Redis answered (None until then).
+        position: entries before it are published.
+    """
+
+    __slots__ = ("entries", "owners", "position", "dropped")
+
+    def __init__(self, entries: list[_Outgoing]) -> None:
+        self.entries = entries
+        self.owners: dict[bytes, bytes | None] | None = None
+        self.position = 0
+        self.dropped = False
+
+    def names(self) -> list[bytes]:
+        """Every recipient named by its SENDs, once each."""
+        names: dict[bytes, None] = {}
+        for entry in self.entries:
+            if entry.recipients is not None:
+                names.update(dict.fromkeys(entry.recipients))
+        return list(names)
+
+    @property
+    def held_bytes(self) -> int:
+        return sum(entry.held_bytes for entry in self.entries[self.position :])
+
+    def release(self) -> None:
+        for entry in self.entries[self.position :]:
+            entry.release()
 
 
 class _Incoming:
@@ -283,7 +332,9 @@ class RedisRouter:
         self._service: ChatService | None = None
         self._commands: txredisapi.RedisProtocol | None = None  # set while connected
         self._subscribed = False  # this node's channels are being listened to
-        self._outgoing: deque[_Outgoing] = deque()
+        self._gathering: list[_Outgoing] = []  # this turn's, published at its end
+        self._publish_call: IDelayedCall | None = None
+        self._outgoing: deque[_Batch] = deque()
         self._relay_bytes = 0  # held by the queue, and published but unanswered
         self._unanswered_bytes = 0
         self._message_ids = itertools.count(1)
@@ -378,8 +429,7 @@ class RedisRouter:
         return len(self._local)
 
     def forward(self, sender: bytes, recipients: Sequence[bytes] | None, body: Body) -> None:
-        commands = self._commands
-        if commands is None:
+        if self._commands is None:
             self._dropped_while_away += 1
             self._not_relayed("Redis unreachable")
             return
@@ -392,83 +442,130 @@ class RedisRouter:
                 sender=verbose.escape(sender),
             )
             return
-        entry = _Outgoing(sender, body, next(self._message_ids))
-        self._outgoing.append(entry)
+        names = None if recipients is None else list(recipients)
+        entry = _Outgoing(sender, names, body, next(self._message_ids))
         self._relay_bytes += entry.held_bytes
-        if recipients is None:
-            entry.channels = [(self._broadcast_channel, ())]
-        else:
-            names = list(recipients)
-            where = commands.execute_command("MGET", *[self._key_prefix + n for n in names])
-            where.addCallbacks(self._located, self._not_located, (entry, names), None, (entry,))
-        self._pump()
+        self._gathering.append(entry)
+        if self._publish_call is None:
+            # Everything sent this turn goes out together: one lookup, and
+            # one PUBLISH per channel for a run of messages.
+            self._publish_call = self._reactor.callLater(0, self._end_of_turn)
 
     # -- relaying out --------------------------------------------------------
 
-    def _located(self, owners: list[bytes | None], entry: _Outgoing, names: list[bytes]) -> None:
-        by_node: dict[bytes, list[bytes]] = {}
-        for name, owner in zip(names, owners, strict=True):
-            if owner is not None and owner != self.node_id:  # offline, or gone from here
-                by_node.setdefault(owner, []).append(name)
-        entry.channels = [(self._node_prefix + node, tuple(ns)) for node, ns in by_node.items()]
+    def _end_of_turn(self) -> None:
+        """Look up where this turn's recipients are, then publish in order."""
+        self._publish_call = None
+        batch = _Batch(self._gathering)
+        self._gathering = []
+        commands = self._commands
+        if commands is None:  # lost meanwhile; _commands_down counted them
+            return
+        self._outgoing.append(batch)
+        names = batch.names()
+        if names:
+            where = commands.execute_command("MGET", *[self._key_prefix + n for n in names])
+            where.addCallbacks(self._located, self._not_located, (batch, names), None, (batch,))
+        else:
+            batch.owners = {}
+            self._pump()
+
+    def _located(self, owners: list[bytes | None], batch: _Batch, names: list[bytes]) -> None:
+        batch.owners = dict(zip(names, owners, strict=True))
         self._pump()
 
-    def _not_located(self, failure: Failure, entry: _Outgoing) -> None:
-        if not entry.dropped:
-            entry.channels = []
-            self._not_relayed("Redis error")
+    def _not_located(self, failure: Failure, batch: _Batch) -> None:
+        if not batch.dropped:
+            batch.owners = {}
+            for entry in batch.entries:
+                if entry.recipients is not None:
+                    entry.recipients = []
+                    self._not_relayed("Redis error")
             self.log.info("recipients not looked up: {error}", error=failure.getErrorMessage())
             self._pump()
 
     def _pump(self) -> None:
-        """Publish queued messages, in order, as far as the window allows."""
+        """Publish queued batches, in order, as far as the window allows."""
         queue = self._outgoing
         while queue and self._commands is not None:
-            entry = queue[0]
-            if entry.channels is None or not self._publish(entry):
+            batch = queue[0]
+            if batch.owners is None or not self._publish(batch):
                 return  # waiting for Redis to say where, or for room in the window
             queue.popleft()
+
+    def _publish(self, batch: _Batch) -> bool:
+        """Publish what is left of ``batch``; True when it is all out.
+
+        Consecutive small messages are published as one batch per channel.
+        A run stops at a change between SEND and BROADCAST (the two go to
+        different channels, and the order between them must hold) and at a
+        big message, which goes in pieces under the window.
+        """
+        assert batch.owners is not None
+        run: dict[bytes, list[bytes]] = {}
+        run_is_broadcast = False
+        entries = batch.entries
+        while batch.position < len(entries):
+            entry = entries[batch.position]
+            if entry.is_big or (run and run_is_broadcast != (entry.recipients is None)):
+                self._publish_run(run)
+                run = {}
+            if entry.is_big:
+                if not self._publish_big(entry, batch.owners):
+                    return False
+            else:
+                run_is_broadcast = entry.recipients is None
+                for channel, names in self._channels(entry, batch.owners):
+                    run.setdefault(channel, []).append(entry.header(self.node_id, names))
+                    run[channel].append(entry.payload)  # type: ignore[arg-type]
+            batch.position += 1
             self._relay_bytes -= entry.held_bytes
             entry.release()
+        self._publish_run(run)
+        return True
 
-    def _publish(self, entry: _Outgoing) -> bool:
-        """Publish ``entry`` (or as many of its pieces as fit); True when it is all out."""
-        assert entry.channels is not None
-        channels = entry.channels
-        stats = self._service.stats if self._service is not None else None
-        if entry.kind is not relay_wire.BEGIN:
-            if stats is not None:
-                stats.messages_relayed_out += len(channels)
-            for channel, names in channels:
-                header = relay_wire.encode_message(
-                    entry.kind, self.node_id, entry.message_id, entry.size, entry.sender, names
-                )
-                self._send(channel, header + entry.payload)  # type: ignore[operator]
-            return True
+    def _channels(
+        self, entry: _Outgoing, owners: dict[bytes, bytes | None]
+    ) -> list[tuple[bytes, tuple[bytes, ...]]]:
+        """Where ``entry`` goes, and whom it names on each node's channel."""
+        if entry.recipients is None:
+            channels = [(self._broadcast_channel, ())]
+        else:
+            by_node: dict[bytes, list[bytes]] = {}
+            for name in entry.recipients:
+                owner = owners.get(name)
+                if owner is not None and owner != self.node_id:  # offline, or gone from here
+                    by_node.setdefault(owner, []).append(name)
+            channels = [(self._node_prefix + node, tuple(ns)) for node, ns in by_node.items()]
+        if self._service is not None:
+            self._service.stats.messages_relayed_out += len(channels)
+        return channels
+
+    def _publish_run(self, run: dict[bytes, list[bytes]]) -> None:
+        for channel, parts in run.items():
+            # parts alternate header and payload; a batch frames each message.
+            messages = [parts[i] + parts[i + 1] for i in range(0, len(parts), 2)]
+            self._send(channel, relay_wire.encode_batch(messages))
+
+    def _publish_big(self, entry: _Outgoing, owners: dict[bytes, bytes | None]) -> bool:
+        """Publish a big message's beginning, pieces and end, as far as the window allows."""
         if not entry.begun:
             entry.begun = True
-            if stats is not None:
-                stats.messages_relayed_out += len(channels)
-            for channel, names in channels:
-                self._send(
-                    channel,
-                    relay_wire.encode_message(
-                        relay_wire.BEGIN,
-                        self.node_id,
-                        entry.message_id,
-                        entry.size,
-                        entry.sender,
-                        names,
-                    ),
-                )
+            entry.channels = self._channels(entry, owners)
+            for channel, names in entry.channels:
+                self._send(channel, relay_wire.encode_batch([entry.header(self.node_id, names)]))
+        channels = entry.channels
         while self._unanswered_bytes < RELAY_WINDOW_BYTES:
-            piece = entry.next_piece()
+            piece = entry.next_piece() if channels else b""
             if not piece:
                 end = relay_wire.encode_end(self.node_id, entry.message_id)
+                end = relay_wire.encode_batch([end])
                 for channel, _ in channels:
                     self._send(channel, end)
                 return True
-            message = relay_wire.encode_piece(self.node_id, entry.message_id, piece)
+            message = relay_wire.encode_batch(
+                [relay_wire.encode_piece(self.node_id, entry.message_id, piece)]
+            )
             for channel, _ in channels:
                 self._send(channel, message)
         return False
@@ -492,27 +589,37 @@ class RedisRouter:
             self._service.stats.messages_not_relayed[reason] += 1
 
     def _drop_outgoing(self, reason: str) -> None:
+        """Drop every message not yet (wholly) published: they will not be."""
         queue, self._outgoing = self._outgoing, deque()
-        for entry in queue:
-            entry.dropped = True
-            self._relay_bytes -= entry.held_bytes
-            entry.release()
+        queue.append(_Batch(self._gathering))
+        self._gathering = []
+        if self._publish_call is not None and self._publish_call.active():
+            self._publish_call.cancel()
+        self._publish_call = None
+        count = 0
+        for batch in queue:
+            batch.dropped = True
+            self._relay_bytes -= batch.held_bytes
+            count += len(batch.entries) - batch.position
+            batch.release()
+        for _ in range(count):
             self._not_relayed(reason)
-        if queue:
+        if count:
             self.log.info(
-                "{count} messages for other nodes dropped: {reason}",
-                count=len(queue),
-                reason=reason,
+                "{count} messages for other nodes dropped: {reason}", count=count, reason=reason
             )
 
     # -- relaying in ---------------------------------------------------------
 
     def _relay_received(self, channel: bytes, data: bytes) -> None:
         try:
-            header, payload = relay_wire.decode(data)
+            for message in relay_wire.decode_batch(data):
+                self._relay_message(channel, message)
         except relay_wire.RelayFormatError as error:
             self.log.warn("bad relay message on {channel}: {error}", channel=channel, error=error)
-            return
+
+    def _relay_message(self, channel: bytes, data: bytes) -> None:
+        header, payload = relay_wire.decode(data)
         if header.origin == self.node_id:
             return  # our own BROADCAST, already delivered here
         service = self._service

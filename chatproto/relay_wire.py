@@ -1,8 +1,10 @@
 """What chatproto processes say to each other through Redis pub/sub: a pure codec.
 
 A cluster node publishes a message for users on another node to that node's
-channel, and a BROADCAST to the broadcast channel every node listens on. Each
-published relay message is one header line, then a payload::
+channel, and a BROADCAST to the broadcast channel every node listens on. What
+it publishes is a *batch*: one or more relay messages, each after its length
+line (``<length>\n<message>``), so that many messages cost one PUBLISH. Each
+relay message is one header line, then a payload::
 
     S <origin> <id> <size> <sender> [<recipient> ...]\\n<body>    a short message
     C <origin> <id> <size> <sender> [<recipient> ...]\\n<frames>  a whole chunked one
@@ -76,6 +78,34 @@ def encode_piece(origin: bytes, message_id: int, frames: bytes) -> bytes:
 def encode_end(origin: bytes, message_id: int) -> bytes:
     """Return the :data:`END` of a big message."""
     return b"E %b %d\n" % (origin, message_id)
+
+
+def encode_batch(messages: list[bytes]) -> bytes:
+    """Return ``messages`` as one publishable batch."""
+    return b"".join(b"%d\n%b" % (len(message), message) for message in messages)
+
+
+def decode_batch(data: bytes) -> list[bytes]:
+    """Split a published batch into its relay messages.
+
+    Raises:
+        RelayFormatError: if ``data`` is not a batch (what came before the
+            fault is lost with it: a node never publishes such a thing).
+    """
+    messages: list[bytes] = []
+    offset, end = 0, len(data)
+    while offset < end:
+        newline = data.find(b"\n", offset, offset + 21)
+        length_text = data[offset:newline]
+        if newline < 0 or not length_text.isdigit():
+            raise RelayFormatError("bad batch length line")
+        start = newline + 1
+        stop = start + int(length_text)
+        if stop > end:
+            raise RelayFormatError("batch shorter than its length line says")
+        messages.append(data[start:stop])
+        offset = stop
+    return messages
 
 
 def decode(data: bytes) -> tuple[RelayHeader, bytes]:

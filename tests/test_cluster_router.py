@@ -20,6 +20,7 @@ from chatproto.service import ChatService
 from tests.support import FakeClient, answer
 
 NODE = b"n1"
+NODE_CHANNEL = b"chatproto:0:node:n1"
 BROADCAST = b"chatproto:0:broadcast"
 PREFIX = b"chatproto:0:user:"
 
@@ -47,8 +48,9 @@ class ScriptedRedis:
     def named(self, command: str) -> list[tuple[tuple, Deferred]]:
         return [(args, reply) for args, reply in self.commands if args[0] == command]
 
-    def published(self) -> list[tuple[bytes, bytes]]:
-        return [(args[1], args[2]) for args, _ in self.named("PUBLISH")]
+    def published(self) -> list[tuple[bytes, list[bytes]]]:
+        """Each PUBLISH: its channel and the relay messages of its batch."""
+        return [(args[1], relay_wire.decode_batch(args[2])) for args, _ in self.named("PUBLISH")]
 
     def answer_all(self, command: str, value: object) -> None:
         for _, reply in self.named(command):
@@ -99,6 +101,11 @@ def log_in(service: ChatService, redis: ScriptedRedis, name: bytes) -> FakeClien
     return client
 
 
+def relay(router: RedisRouter, channel: bytes, *messages: bytes) -> None:
+    """Hand ``router`` a batch of relay messages as if it arrived on ``channel``."""
+    router._relay_received(channel, relay_wire.encode_batch(list(messages)))
+
+
 def spooled_body(service: ChatService, size: int) -> MessageBody:
     body = service.new_body()
     data = bytes(range(256)) * (size // 256)
@@ -126,43 +133,68 @@ def test_no_login_without_redis(service: ChatService, router: RedisRouter, redis
     assert redis.named("SET") == []
 
 
-def test_order_is_kept_while_a_lookup_is_open(service: ChatService, redis: ScriptedRedis) -> None:
+def test_a_turn_is_published_in_runs_that_keep_the_order(
+    service: ChatService, redis: ScriptedRedis, clock: MemoryReactorClock
+) -> None:
     alice = log_in(service, redis, b"alice")
-    service.send(alice, [b"bob"], ShortBody(b"first"))
-    service.send(alice, None, ShortBody(b"second"))
-    assert redis.published() == []  # the BROADCAST waits behind the lookup
+    service.send(alice, [b"bob"], ShortBody(b"one"))
+    service.send(alice, [b"bob"], ShortBody(b"two"))
+    service.send(alice, None, ShortBody(b"three"))
+    service.send(alice, [b"bob"], ShortBody(b"four"))
+    assert redis.commands[-1][0][0] == "SET"  # nothing until the end of the turn
+    clock.advance(0)
     ((mget, where),) = redis.named("MGET")
-    assert mget == ("MGET", PREFIX + b"bob")
+    assert mget == ("MGET", PREFIX + b"bob")  # one lookup for the turn
+    assert redis.published() == []  # everything waits for it, the BROADCAST too
     where.callback([b"n2"])
+    node = b"chatproto:0:node:n2"
     assert redis.published() == [
-        (b"chatproto:0:node:n2", b"S n1 1 5 alice bob\nfirst"),
-        (BROADCAST, b"S n1 2 6 alice\nsecond"),
+        (node, [b"S n1 1 3 alice bob\none", b"S n1 2 3 alice bob\ntwo"]),
+        (BROADCAST, [b"S n1 3 5 alice\nthree"]),
+        (node, [b"S n1 4 4 alice bob\nfour"]),
     ]
 
 
-def test_recipients_are_grouped_by_node(service: ChatService, redis: ScriptedRedis) -> None:
+def test_the_next_turn_waits_for_the_lookup_of_the_last(
+    service: ChatService, redis: ScriptedRedis, clock: MemoryReactorClock
+) -> None:
+    alice = log_in(service, redis, b"alice")
+    service.send(alice, [b"bob"], ShortBody(b"first"))
+    clock.advance(0)
+    service.send(alice, None, ShortBody(b"second"))
+    clock.advance(0)
+    assert redis.published() == []
+    redis.named("MGET")[0][1].callback([b"n2"])
+    assert [channel for channel, _ in redis.published()] == [b"chatproto:0:node:n2", BROADCAST]
+
+
+def test_recipients_are_grouped_by_node(
+    service: ChatService, redis: ScriptedRedis, clock: MemoryReactorClock
+) -> None:
     alice = log_in(service, redis, b"alice")
     service.send(alice, [b"bob", b"carol", b"dave", b"gone", b"back"], ShortBody(b"hi"))
+    clock.advance(0)
     ((_, where),) = redis.named("MGET")
     where.callback([b"n2", b"n3", b"n2", None, NODE])  # "back" is (was) here: skipped
     assert redis.published() == [
-        (b"chatproto:0:node:n2", b"S n1 1 2 alice bob dave\nhi"),
-        (b"chatproto:0:node:n3", b"S n1 1 2 alice carol\nhi"),
+        (b"chatproto:0:node:n2", [b"S n1 1 2 alice bob dave\nhi"]),
+        (b"chatproto:0:node:n3", [b"S n1 1 2 alice carol\nhi"]),
     ]
     assert service.stats.messages_relayed_out == 2
 
 
 def test_big_body_goes_in_pieces_within_the_window(
-    service: ChatService, redis: ScriptedRedis
+    service: ChatService, redis: ScriptedRedis, clock: MemoryReactorClock
 ) -> None:
     alice = log_in(service, redis, b"alice")
     body = spooled_body(service, 3 * 1024 * 1024)
     expected = body.read_wire(0, body.wire_size)
     service.send(alice, None, body)
     body.release()  # the session's reference: the router holds its own
-    published = redis.published()
-    pieces = [message for _, message in published if message.startswith(b"P ")]
-    assert published[0][1] == b"B n1 1 %d alice\n" % body.size
+    clock.advance(0)
+    published = [message for _, (message,) in redis.published()]
+    pieces = [message for message in published if message.startswith(b"P ")]
+    assert published[0] == b"B n1 1 %d alice\n" % body.size
     assert len(pieces) == RELAY_WINDOW_BYTES // RELAY_PIECE_BYTES  # then it waits
     for _ in range(100):  # Redis answers; more pieces follow, bounded
         unanswered = [reply for _, reply in redis.named("PUBLISH") if not reply.called]
@@ -170,8 +202,9 @@ def test_big_body_goes_in_pieces_within_the_window(
             break
         for reply in unanswered:
             reply.callback(1)
-    wire = b"".join(message.split(b"\n", 1)[1] for _, message in redis.published()[1:-1])
-    assert redis.published()[-1][1] == b"E n1 1\n"
+    published = [message for _, (message,) in redis.published()]
+    wire = b"".join(message.split(b"\n", 1)[1] for message in published[1:-1])
+    assert published[-1] == b"E n1 1\n"
     assert wire == expected
     assert service.spool.bytes_in_use == 0  # the spool file is given back
 
@@ -188,21 +221,26 @@ def test_relay_backlog_limit_drops_and_counts(
     alice = log_in(service, redis, b"alice")
     for _ in range(3):
         service.send(alice, None, ShortBody(b"x" * 40))
-    assert len(redis.published()) == 2  # 2 x 60 bytes unanswered; the third would pass 100
-    assert service.stats.messages_not_relayed == {"relay backlog full": 1}
+    assert service.stats.messages_not_relayed == {"relay backlog full": 1}  # 3 x 40 > 100
+    clock.advance(0)
+    ((_, messages),) = redis.published()
+    assert len(messages) == 2
     service.stopService()
 
 
 def test_lost_connection_drops_the_queue_and_releases_bodies(
-    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+    service: ChatService, router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock
 ) -> None:
     alice = log_in(service, redis, b"alice")
     body = spooled_body(service, 512 * 1024)
     service.send(alice, [b"bob"], body)
     body.release()
-    service.send(alice, [b"bob"], ShortBody(b"hi"))
+    clock.advance(0)  # the first is being looked up
+    service.send(alice, [b"bob"], ShortBody(b"hi"))  # the second is gathered
     router._commands_down(redis)
     assert service.spool.bytes_in_use == 0
+    assert service.stats.messages_not_relayed == {"Redis connection lost": 2}
+    redis.named("MGET")[0][1].errback(ConnectionError("lost"))  # counted once only
     assert service.stats.messages_not_relayed == {"Redis connection lost": 2}
     service.send(alice, [b"bob"], ShortBody(b"later"))
     assert service.stats.messages_not_relayed["Redis unreachable"] == 1
@@ -214,23 +252,38 @@ def test_incoming_big_message_is_delivered_whole(
 ) -> None:
     bob = log_in(service, redis, b"bob")
     frames = b"C5\nhelloC3\nyouC0\n"
-    router._relay_received(b"chatproto:0:node:n1", b"B n2 7 8 alice bob\n")
-    router._relay_received(b"chatproto:0:node:n1", relay_wire.encode_piece(b"n2", 7, frames[:6]))
+    relay(router, NODE_CHANNEL, b"B n2 7 8 alice bob\n")
+    relay(router, NODE_CHANNEL, relay_wire.encode_piece(b"n2", 7, frames[:6]))
     assert bob.deliveries == []  # nothing before the end (PROTOCOL §4)
-    router._relay_received(b"chatproto:0:node:n1", relay_wire.encode_piece(b"n2", 7, frames[6:]))
-    router._relay_received(b"chatproto:0:node:n1", relay_wire.encode_end(b"n2", 7))
+    relay(router, NODE_CHANNEL, relay_wire.encode_piece(b"n2", 7, frames[6:]))
+    relay(router, NODE_CHANNEL, relay_wire.encode_end(b"n2", 7))
     assert bob.received() == [(b"alice", b"helloyou")]
     assert service.stats.messages_relayed_in == 1
+
+
+def test_a_batch_is_delivered_in_its_order(
+    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+) -> None:
+    bob = log_in(service, redis, b"bob")
+    relay(
+        router,
+        NODE_CHANNEL,
+        b"S n2 1 3 alice bob\none",
+        b"C n2 2 3 alice bob\nC3\ntwoC0\n",
+        b"S n2 3 5 carol bob nobody\nthree",
+    )
+    assert bob.received() == [(b"alice", b"one"), (b"alice", b"two"), (b"carol", b"three")]
 
 
 def test_own_broadcasts_and_unknown_pieces_are_ignored(
     service: ChatService, router: RedisRouter, redis: ScriptedRedis
 ) -> None:
     bob = log_in(service, redis, b"bob")
-    router._relay_received(BROADCAST, b"S n1 3 2 bob\nhi")  # from this node: delivered already
-    router._relay_received(BROADCAST, relay_wire.encode_piece(b"n2", 9, b"C1\nx"))
-    router._relay_received(BROADCAST, relay_wire.encode_end(b"n2", 9))
-    router._relay_received(BROADCAST, b"S n2 4 2 carol\nyo")
+    relay(router, BROADCAST, b"S n1 3 2 bob\nhi")  # from this node: delivered already
+    relay(router, BROADCAST, relay_wire.encode_piece(b"n2", 9, b"C1\nx"))
+    relay(router, BROADCAST, relay_wire.encode_end(b"n2", 9))
+    relay(router, BROADCAST, b"S n2 4 2 carol\nyo")
+    router._relay_received(BROADCAST, b"7\nshort")  # a batch cut short: ignored
     assert bob.received() == [(b"carol", b"yo")]
 
 
@@ -238,13 +291,13 @@ def test_a_big_message_whose_node_went_quiet_is_dropped(
     service: ChatService, router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock
 ) -> None:
     bob = log_in(service, redis, b"bob")
-    router._relay_received(b"chatproto:0:node:n1", b"B n2 7 300000 alice bob\n")
+    relay(router, NODE_CHANNEL, b"B n2 7 300000 alice bob\n")
     body_pieces = b"".join(b"C999\n" + b"x" * 999 for _ in range(300))
-    router._relay_received(b"chatproto:0:node:n1", relay_wire.encode_piece(b"n2", 7, body_pieces))
+    relay(router, NODE_CHANNEL, relay_wire.encode_piece(b"n2", 7, body_pieces))
     assert service.spool.bytes_in_use > 0
     clock.advance(service.limits.cluster_ttl_s * 1.5)  # maintenance runs every third of it
     assert service.spool.bytes_in_use == 0
-    router._relay_received(b"chatproto:0:node:n1", relay_wire.encode_end(b"n2", 7))
+    relay(router, NODE_CHANNEL, relay_wire.encode_end(b"n2", 7))
     assert bob.deliveries == []
 
 
