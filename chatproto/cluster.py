@@ -214,18 +214,25 @@ class _Batch:
 
 
 class _Incoming:
-    """A big message from another node, its pieces arriving into the spool."""
+    """A big message from another node, its pieces arriving into the spool.
 
-    __slots__ = ("sender", "recipients", "size", "body", "last_piece_at")
+    A node publishes one big message at a time, whole, so there is at most
+    one of these per other node: a new beginning from the same node means the
+    last one was abandoned (that node lost its connection meanwhile).
+    """
+
+    __slots__ = ("message_id", "sender", "recipients", "size", "body", "last_piece_at")
 
     def __init__(
         self,
+        message_id: int,
         sender: bytes,
         recipients: tuple[bytes, ...] | None,
         size: int,
         body: MessageBody,
         now: float,
     ) -> None:
+        self.message_id = message_id
         self.sender = sender
         self.recipients = recipients
         self.size = size
@@ -335,10 +342,11 @@ class RedisRouter:
         self._gathering: list[_Outgoing] = []  # this turn's, published at its end
         self._publish_call: IDelayedCall | None = None
         self._outgoing: deque[_Batch] = deque()
+        self._drained: list[Deferred[None]] = []  # fired when _outgoing empties
         self._relay_bytes = 0  # held by the queue, and published but unanswered
         self._unanswered_bytes = 0
         self._message_ids = itertools.count(1)
-        self._incoming: dict[tuple[bytes, int], _Incoming] = {}
+        self._incoming: dict[bytes, _Incoming] = {}  # by the node sending it
         self._dropped_while_away = 0
         self._was_connected = False
         self._maintenance = LoopingCall(self._maintain)
@@ -369,9 +377,26 @@ class RedisRouter:
         done.addErrback(lambda failure: self.log.failure("cluster maintenance stopped", failure))
 
     def stop(self) -> Deferred[None]:
-        """Stop talking to Redis; claims given back before now are sent first."""
+        """Stop talking to Redis, once the messages already accepted are published.
+
+        The wait for them is at most ``cluster_timeout_s``; what is left then
+        is dropped. Claims given back before now are sent first.
+        """
         if self._maintenance.running:
             self._maintenance.stop()
+        if self._publish_call is not None and self._publish_call.active():
+            self._publish_call.cancel()
+            self._end_of_turn()
+        drained: Deferred[None] = Deferred()
+        if self._outgoing and self._commands is not None:
+            self._drained.append(drained)
+            drained.addTimeout(self.limits.cluster_timeout_s, self._reactor, lambda *_: None)
+        else:
+            drained.callback(None)
+        drained.addCallback(self._disconnect)
+        return drained
+
+    def _disconnect(self, _: object) -> Deferred[None]:
         self._drop_outgoing("server stopping")
         self._drop_incoming()
         stopped = DeferredList(
@@ -492,6 +517,14 @@ class RedisRouter:
             if batch.owners is None or not self._publish(batch):
                 return  # waiting for Redis to say where, or for room in the window
             queue.popleft()
+        if not queue:
+            self._fire_drained()
+
+    def _fire_drained(self) -> None:
+        drained, self._drained = self._drained, []
+        for waiting in drained:
+            if not waiting.called:  # else it timed out
+                waiting.callback(None)
 
     def _publish(self, batch: _Batch) -> bool:
         """Publish what is left of ``batch``; True when it is all out.
@@ -604,6 +637,7 @@ class RedisRouter:
             batch.release()
         for _ in range(count):
             self._not_relayed(reason)
+        self._fire_drained()
         if count:
             self.log.info(
                 "{count} messages for other nodes dropped: {reason}", count=count, reason=reason
@@ -625,7 +659,7 @@ class RedisRouter:
         service = self._service
         assert service is not None
         kind = header.kind
-        key = (header.origin, header.message_id)
+        origin = header.origin
         recipients = None if channel == self._broadcast_channel else header.recipients
         if kind == relay_wire.SHORT:
             service.receive(header.sender, recipients, ShortBody(payload))
@@ -634,17 +668,26 @@ class RedisRouter:
             body.add_wire(payload, header.size)
             self._deliver_relayed(header.sender, recipients, body)
         elif kind == relay_wire.BEGIN:
-            now = self._reactor.seconds()
-            body = service.new_body()
-            self._incoming[key] = _Incoming(header.sender, recipients, header.size, body, now)
-        elif kind == relay_wire.PIECE:
-            incoming = self._incoming.get(key)
-            if incoming is not None:  # else we missed its start (reconnected meanwhile)
+            abandoned = self._incoming.pop(origin, None)
+            if abandoned is not None:
+                abandoned.body.release()
+            self._incoming[origin] = _Incoming(
+                header.message_id,
+                header.sender,
+                recipients,
+                header.size,
+                service.new_body(),
+                self._reactor.seconds(),
+            )
+        else:  # a piece or the end of a big message
+            incoming = self._incoming.get(origin)
+            if incoming is None or incoming.message_id != header.message_id:
+                return  # we missed its beginning (reconnected meanwhile)
+            if kind == relay_wire.PIECE:
                 incoming.body.add_wire(payload)
                 incoming.last_piece_at = self._reactor.seconds()
-        elif kind == relay_wire.END:
-            incoming = self._incoming.pop(key, None)
-            if incoming is not None:
+            else:
+                del self._incoming[origin]
                 incoming.body.add_wire(b"", incoming.size)
                 self._deliver_relayed(incoming.sender, incoming.recipients, incoming.body)
 
@@ -725,9 +768,9 @@ class RedisRouter:
         """Refresh the claims, and drop big incoming messages whose sender went quiet."""
         self._refresh_claims()
         deadline = self._reactor.seconds() - self.limits.cluster_ttl_s
-        for key, message in list(self._incoming.items()):
+        for origin, message in list(self._incoming.items()):
             if message.last_piece_at < deadline:
-                del self._incoming[key]
+                del self._incoming[origin]
                 message.body.release()
                 self.log.info(
                     "relayed message from {sender} dropped: its node stopped sending it",

@@ -52,6 +52,9 @@ class Limits:
         max_relay_backlog_bytes: with ``--cluster``, bytes of messages for
             other nodes waiting to be published; past it more are dropped
             and counted (``--max-relay-backlog``).
+        max_held_commands: commands a UDP client may send while its login
+            is being answered (with ``--cluster``, a Redis round trip); more
+            are dropped (``--max-held-commands``). TCP stops reading instead.
     """
 
     max_line_bytes: int = 8 * KIB
@@ -70,6 +73,7 @@ class Limits:
     cluster_ttl_s: float = 30.0
     cluster_timeout_s: float = 5.0
     max_relay_backlog_bytes: int = 64 * MIB
+    max_held_commands: int = 64
 
     def __post_init__(self) -> None:
         for name in (
@@ -84,6 +88,7 @@ class Limits:
             "max_frames_per_turn",
             "listen_backlog",
             "max_relay_backlog_bytes",
+            "max_held_commands",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

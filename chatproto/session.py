@@ -10,7 +10,7 @@ A login may be answered later (a clustered router asks Redis). Until it is,
 the session *waits*: events that arrive meanwhile are held, in order, and
 handled once the answer is in; the TCP protocol stops reading meanwhile
 (:attr:`ClientSession.waiting`), a UDP client's datagrams are held up to
-:data:`MAX_HELD_EVENTS`.
+``Limits.max_held_commands``.
 """
 
 from collections.abc import Callable
@@ -31,10 +31,6 @@ from chatproto.events import (
 from chatproto.message import MessageBody, ShortBody
 from chatproto.routing import IClient
 from chatproto.service import ChatService
-
-#: Events one client may have held while its login is being answered; a UDP
-#: client's datagrams past it are dropped (TCP stops reading instead).
-MAX_HELD_EVENTS = 64
 
 
 class ClientSession:
@@ -72,7 +68,7 @@ class ClientSession:
             self._service.logout(self.client)
 
     def _hold(self, event: Event) -> None:
-        if len(self._held) < MAX_HELD_EVENTS:
+        if len(self._held) < self._service.limits.max_held_commands:
             self._held.append(event)
         else:
             self._service.note(self.client, "command dropped: waiting for the login answer")

@@ -180,6 +180,14 @@ class Options(AnyOrderOptions):
             positive_int,
         ],
         [
+            "max-held-commands",
+            None,
+            _DEFAULT.max_held_commands,
+            "Commands a UDP client may send while its login is being answered "
+            "(with --cluster); more are dropped.",
+            positive_int,
+        ],
+        [
             "random-seed",
             None,
             None,
@@ -245,6 +253,7 @@ class Options(AnyOrderOptions):
             cluster_ttl_s=self["cluster-ttl"],
             cluster_timeout_s=self["cluster-timeout"],
             max_relay_backlog_bytes=self["max-relay-backlog"],
+            max_held_commands=self["max-held-commands"],
         )
 
 

@@ -7,9 +7,9 @@ round trip. Everything runs on StringTransport / FakeDatagramTransport.
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import FakeDatagramTransport
 
+from chatproto.limits import Limits
 from chatproto.routing import IRecipient, LocalRouter
 from chatproto.service import ChatService
-from chatproto.session import MAX_HELD_EVENTS
 from chatproto.udp import ChatDatagramProtocol
 from tests.support import connect, make_service, take
 
@@ -144,7 +144,7 @@ def test_refused_udp_login_is_forgotten() -> None:
 
 def test_udp_datagrams_past_the_hold_limit_are_dropped() -> None:
     router = AnsweringLaterRouter()
-    service = service_with(router)
+    service = make_service(router=router, limits=Limits(max_held_commands=10))
     bob, bob_wire = connect(service)
     bob.dataReceived(b"ME IS bob\n")
     router.answer()
@@ -153,8 +153,8 @@ def test_udp_datagrams_past_the_hold_limit_are_dropped() -> None:
     udp.makeConnection(FakeDatagramTransport())
     address = ("127.0.0.1", 5000)
     udp.datagramReceived(b"ME IS carol\n", address)
-    for index in range(MAX_HELD_EVENTS + 5):
+    for index in range(15):
         udp.datagramReceived(b"SEND bob\n1\n%d" % (index % 10), address)
     router.answer()
     deliveries = take(bob_wire).count(b"FROM carol\n")
-    assert deliveries == MAX_HELD_EVENTS
+    assert deliveries == 10

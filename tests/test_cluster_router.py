@@ -320,3 +320,27 @@ def test_logout_releases_the_claim(service: ChatService, redis: ScriptedRedis) -
     service.logout(alice)
     ((args, _),) = redis.named("EVAL")
     assert (args[2], args[3]) == ([PREFIX + b"alice"], [NODE])
+
+
+def test_stop_publishes_what_was_accepted_first(
+    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+) -> None:
+    alice = log_in(service, redis, b"alice")
+    service.send(alice, [b"bob"], ShortBody(b"last words"))
+    stopped = router.stop()
+    assert not stopped.called  # waiting for the lookup
+    redis.named("MGET")[0][1].callback([b"n2"])
+    assert redis.published() == [(b"chatproto:0:node:n2", [b"S n1 1 10 alice bob\nlast words"])]
+    assert service.stats.messages_not_relayed == {}
+
+
+def test_stop_waits_for_redis_at_most_the_timeout(
+    service: ChatService, router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock
+) -> None:
+    alice = log_in(service, redis, b"alice")
+    service.send(alice, [b"bob"], ShortBody(b"unanswered"))
+    router.stop()
+    clock.advance(service.limits.cluster_timeout_s)
+    assert service.stats.messages_not_relayed == {"server stopping": 1}
+    redis.named("MGET")[0][1].callback([b"n2"])  # too late: nothing is published
+    assert redis.published() == []

@@ -220,3 +220,58 @@ def test_make_service_listens_on_endpoints_and_metrics() -> None:
     assert isinstance(reactor.unixServers[0][1], ChatFactory)
     assert reactor.udpServers == []
     top.stopService()
+
+
+def test_cluster_options_reach_the_limits_and_the_router() -> None:
+    """--cluster builds a RedisRouter; its limits come from the cluster options."""
+    from chatproto.argtypes import RedisAddress
+    from chatproto.cluster import RedisRouter
+
+    options = Options()
+    options.parseOptions(
+        [
+            "9000",
+            "--cluster",
+            "redis://127.0.0.1:6390/3",
+            "--cluster-ttl",
+            "9",
+            "--cluster-timeout",
+            "2",
+            "--max-relay-backlog",
+            "1000",
+            "--max-held-commands",
+            "8",
+        ]
+    )
+    assert options["cluster"] == RedisAddress("127.0.0.1", 6390, 3)
+    limits = options.limits()
+    assert (limits.cluster_ttl_s, limits.cluster_timeout_s) == (9.0, 2.0)
+    assert (limits.max_relay_backlog_bytes, limits.max_held_commands) == (1000, 8)
+    top = makeService(options, reactor=UDPMemoryReactor())
+    (chat,) = [s for s in top if isinstance(s, ChatService)]
+    assert isinstance(chat._router, RedisRouter)
+    assert chat._router.address == RedisAddress("127.0.0.1", 6390, 3)
+
+
+def test_without_cluster_the_router_is_local() -> None:
+    from chatproto.routing import LocalRouter
+
+    options = Options()
+    options.parseOptions(["9000"])
+    top = makeService(options, reactor=UDPMemoryReactor())
+    (chat,) = [s for s in top if isinstance(s, ChatService)]
+    assert isinstance(chat._router, LocalRouter)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("9000", "--cluster", "localhost:6379"),
+        ("9000", "--cluster", "redis://h:port"),
+        ("9000", "--cluster-ttl", "0"),
+        ("9000", "--max-held-commands", "0"),
+    ],
+)
+def test_bad_cluster_options_are_usage_errors(args: tuple[str, ...]) -> None:
+    with pytest.raises(usage.UsageError):
+        Options().parseOptions(list(args))
