@@ -348,6 +348,7 @@ class RedisRouter:
         self._message_ids = itertools.count(1)
         self._incoming: dict[bytes, _Incoming] = {}  # by the node sending it
         self._dropped_while_away = 0
+        self._backlog_full = False
         self._was_connected = False
         self._maintenance = LoopingCall(self._maintain)
         self._maintenance.clock = reactor
@@ -462,11 +463,14 @@ class RedisRouter:
             self.limits.max_relay_backlog_bytes
         ):
             self._not_relayed("relay backlog full")
-            self.log.info(
-                "message from {sender} not relayed: relay backlog full",
-                sender=verbose.escape(sender),
-            )
+            if not self._backlog_full:  # one line per episode, not per message
+                self._backlog_full = True
+                self.log.info(
+                    "relay backlog full (--max-relay-backlog): messages for other nodes "
+                    "are dropped until Redis catches up"
+                )
             return
+        self._backlog_full = False
         names = None if recipients is None else list(recipients)
         entry = _Outgoing(sender, names, body, next(self._message_ids))
         self._relay_bytes += entry.held_bytes
