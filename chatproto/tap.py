@@ -16,6 +16,7 @@ from twisted.python import usage
 from chatproto.argtypes import AnyOrderOptions, port_number, positive_float, positive_int
 from chatproto.limits import Limits
 from chatproto.protocol import ChatFactory
+from chatproto.reuseport import ReusePortTCPServer, ReusePortUDPServer
 from chatproto.service import ChatService
 from chatproto.udp import ChatDatagramProtocol
 
@@ -38,6 +39,11 @@ class Options(AnyOrderOptions):
     optFlags = [
         ["verbose", "v", "Show every frame received and sent, in the RCVD/SENT format."],
         ["no-random", None, "Do not send a random message after every third delivery."],
+        [
+            "reuse-port",
+            None,
+            "Bind every port with SO_REUSEPORT, so that several processes can serve it.",
+        ],
     ]
     optParameters = [
         ["interface", "i", "0.0.0.0", "Address to listen on (default: all IPv4 interfaces)."],
@@ -237,12 +243,17 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
     factory = ChatFactory(chat)
     interface = config["interface"]
     for port in config["ports"]:
-        endpoint = _tcp_endpoint(port, interface, chat.limits.listen_backlog)
-        tcp = strports.service(endpoint, factory, reactor=reactor)
+        backlog = chat.limits.listen_backlog
+        udp_protocol = ChatDatagramProtocol(chat)
+        if config["reuse-port"]:
+            tcp = ReusePortTCPServer(port, interface, backlog, factory, reactor)
+            udp = ReusePortUDPServer(port, interface, udp_protocol, reactor)
+        else:
+            tcp = strports.service(
+                _tcp_endpoint(port, interface, backlog), factory, reactor=reactor
+            )
+            udp = internet.UDPServer(port, udp_protocol, interface=interface, reactor=reactor)
         tcp.setServiceParent(top)
-        udp = internet.UDPServer(
-            port, ChatDatagramProtocol(chat), interface=interface, reactor=reactor
-        )
         udp.setServiceParent(top)
     for endpoint in config["listen"]:
         strports.service(endpoint, factory, reactor=reactor).setServiceParent(top)
