@@ -6,6 +6,7 @@ real, with a throwaway ``redis-server`` for ``--cluster`` (skipped without
 one).
 """
 
+import io
 import os
 import shutil
 import signal
@@ -18,14 +19,16 @@ from pathlib import Path
 import pytest
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.runner.procmon import LoggingProtocol
 from twisted.scripts.twistd import ServerOptions
 
+from chatproto.cli import console_observer
 from chatproto.reuseport import ReusePortCheck
 from chatproto.tap import Options, makeService
-from chatproto.workers import WorkerMonitor
+from chatproto.workers import WORKER_NAMESPACE, WorkerMonitor
 from tests.e2e_support import (
     CHAT_SERVER,
     HOST,
@@ -34,6 +37,7 @@ from tests.e2e_support import (
     child_pids,
     free_port,
     pid_alive,
+    serves_port,
     stop_process,
     tcp_connector,
     wait_for_stream,
@@ -297,6 +301,64 @@ def test_a_worker_that_dies_is_started_again() -> None:
     assert sorted(monitor.protocols) == ["worker-1", "worker-2"]
 
 
+# -- the workers' output ----------------------------------------------------------------------
+
+
+def worker_output(is_verbose: bool) -> tuple[str, str]:
+    """Run a worker's output through the monitor and chat_server's console observer.
+
+    The worker writes two traffic events in pieces that split lines, one
+    stderr line, then exits. Returns what chat_server prints: (stdout, stderr).
+    """
+    (_, monitor), reactor = supervisor("9000", "--workers", "2", "--cluster", CLUSTER)
+    with capturedLogs() as events:
+        monitor.startService()
+        protocol = reactor.processes[0].protocol
+        protocol.outReceived(b"RCVD from 127.0.0.1: ME IS alice\\n\nSENT to 127.")
+        protocol.outReceived(b"0.0.1: OK\\n\nRCVD from alice (127.0.0.1):\n  BROAD")
+        protocol.outReceived(b"CAST\\n\n  2\\n\n  hi\n")
+        protocol.errReceived(b"chat_server: something went wrong\n")
+        reactor.processes[0].end(Failure(ProcessDone(0)))
+    out, err = io.StringIO(), io.StringIO()
+    observe = console_observer(out, err, is_verbose=is_verbose)
+    for event in events:
+        observe(event)
+    return out.getvalue(), err.getvalue()
+
+
+def test_worker_lines_reach_stdout_whole_with_v() -> None:
+    """With -v each line a worker writes is printed once, whole, without prefix."""
+    out, err = worker_output(is_verbose=True)
+    assert out == (
+        "RCVD from 127.0.0.1: ME IS alice\\n\n"
+        "SENT to 127.0.0.1: OK\\n\n"
+        "RCVD from alice (127.0.0.1):\n"
+        "  BROADCAST\\n\n"
+        "  2\\n\n"
+        "  hi\n"
+    )
+    assert err == "chat_server: something went wrong\n"
+
+
+def test_without_v_only_the_workers_stderr_is_printed() -> None:
+    """Without -v nothing reaches stdout; a worker's stderr line (an error) still does."""
+    assert worker_output(is_verbose=False) == ("", "chat_server: something went wrong\n")
+
+
+def test_worker_lines_are_log_events_of_the_workers_namespace() -> None:
+    """A worker's line is a log event in WORKER_NAMESPACE with its text and its stream."""
+    (_, monitor), reactor = supervisor("9000", "--workers", "2", "--cluster", CLUSTER)
+    with capturedLogs() as events:
+        monitor.startService()
+        reactor.processes[1].protocol.outReceived(b"SENT to 127.0.0.1: OK\\n\n")
+    (event,) = [event for event in events if "line" in event]
+    assert (event["log_namespace"], event["line"], event["stream"]) == (
+        WORKER_NAMESPACE,
+        "SENT to 127.0.0.1: OK\\n",
+        "stdout",
+    )
+
+
 # -- end to end ---------------------------------------------------------------------------------
 
 
@@ -318,13 +380,56 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         stop_process(process)
 
 
+def serving_workers(parent: int, port: int) -> int:
+    """Return how many children of ``parent`` listen on ``port`` (TCP and UDP)."""
+    return sum(serves_port(pid, port) for pid in child_pids(parent))
+
+
+def test_chat_server_with_2_workers_serves_restarts_and_stops(tmp_path, redis_url, tcp):
+    """chat_server --workers 2 -v: both workers serve the port, their -v lines reach its
+    stdout, a killed worker is replaced, and SIGTERM stops them all with status 0."""
+    port = free_port()
+    args = ["--workers", "2", "--cluster", redis_url, "-v", "--interface", HOST, str(port)]
+    server = Server("chat_server", [port], [str(CHAT_SERVER), *args], tmp_path)
+    parent = server.process.pid
+    seen: set[int] = set()
+
+    def workers_serving(count: int) -> bool:
+        if server.process.poll() is not None:
+            raise AssertionError(f"chat_server exited with {server.process.returncode}")
+        workers = child_pids(parent)
+        seen.update(workers)
+        return len(workers) == count and all(serves_port(pid, port) for pid in workers)
+
+    try:
+        wait_until(lambda: workers_serving(2), what="2 workers listening")
+        tcp(port).login(b"alice")
+        victim = child_pids(parent)[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: victim not in child_pids(parent), what="the killed worker to go")
+        wait_until(lambda: workers_serving(2), what="a new worker")
+        tcp(port).login(b"bob")
+    finally:
+        status = server.stop()
+    assert (status, server.stderr) == (0, b"")
+    assert len(seen) == 3
+    assert not [pid for pid in seen if pid_alive(pid)]
+    lines = server.stdout.decode("ascii").splitlines()
+    for user in ("alice", "bob"):
+        assert lines.count(f"RCVD from {HOST}: ME IS {user}\\n") == 1
+    assert "" not in lines
+    assert lines.count(f"SENT to {HOST}: OK\\n") == 2
+
+
 def test_chat_server_with_workers_stops_them_all_on_sigint(tmp_path, redis_url):
     """SIGINT to chat_server --workers 2 (Ctrl-C) stops both workers; it exits 0, silent."""
     port = free_port()
     args = ["--workers", "2", "--cluster", redis_url, "--interface", HOST, str(port)]
     server = Server("chat_server", [port], [str(CHAT_SERVER), *args], tmp_path)
     try:
-        wait_until(lambda: len(child_pids(server.process.pid)) == 2, what="2 workers")
+        # Both workers listening means the parent has long been in reactor.run,
+        # where SIGINT is Twisted's to handle.
+        wait_until(lambda: serving_workers(server.process.pid, port) == 2, what="2 workers")
         workers = child_pids(server.process.pid)
         server.process.send_signal(signal.SIGINT)
         status = server.process.wait(timeout=TIMEOUT_S)
