@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -380,40 +380,74 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         stop_process(process)
 
 
-def serving_workers(parent: int, port: int) -> int:
-    """Return how many children of ``parent`` listen on ``port`` (TCP and UDP)."""
-    return sum(serves_port(pid, port) for pid in child_pids(parent))
+class Supervisor:
+    """A ``chat_server --workers N`` process, and every worker pid seen under it.
+
+    Attributes:
+        server: the chat_server process.
+        port: the one port it serves.
+        seen: the pid of every worker seen so far.
+    """
+
+    def __init__(self, server: Server, port: int) -> None:
+        self.server = server
+        self.port = port
+        self.seen: set[int] = set()
+
+    def workers(self) -> list[int]:
+        """Return the pids of the workers running now (and remember them)."""
+        pids = child_pids(self.server.process.pid)
+        self.seen.update(pids)
+        return pids
+
+    def serving(self, count: int) -> bool:
+        """Whether exactly ``count`` workers run and each listens on the port (TCP and UDP)."""
+        if self.server.process.poll() is not None:
+            raise AssertionError(f"chat_server exited with {self.server.process.returncode}")
+        pids = self.workers()
+        return len(pids) == count and all(serves_port(pid, self.port) for pid in pids)
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL every worker seen that is still alive (a parent that died leaves them)."""
+        for pid in self.seen:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
-def test_chat_server_with_2_workers_serves_restarts_and_stops(tmp_path, redis_url, tcp):
+@pytest.fixture
+def start_supervisor(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Supervisor]]:
+    """Start ``chat_server --workers 2 --cluster <redis>`` on a free port with ``extra``
+    options; at teardown stop it and kill any worker it left behind."""
+    started: list[Supervisor] = []
+
+    def start(*extra: str) -> Supervisor:
+        port = free_port()
+        args = ["--workers", "2", "--cluster", redis_url, "--interface", HOST, str(port)]
+        server = Server("chat_server", [port], [str(CHAT_SERVER), *args, *extra], tmp_path)
+        started.append(Supervisor(server, port))
+        return started[-1]
+
+    yield start
+    for supervisor in started:
+        supervisor.server.stop()
+        supervisor.kill_leftovers()
+
+
+def test_chat_server_with_2_workers_serves_restarts_and_stops(start_supervisor, tcp):
     """chat_server --workers 2 -v: both workers serve the port, their -v lines reach its
     stdout, a killed worker is replaced, and SIGTERM stops them all with status 0."""
-    port = free_port()
-    args = ["--workers", "2", "--cluster", redis_url, "-v", "--interface", HOST, str(port)]
-    server = Server("chat_server", [port], [str(CHAT_SERVER), *args], tmp_path)
-    parent = server.process.pid
-    seen: set[int] = set()
-
-    def workers_serving(count: int) -> bool:
-        if server.process.poll() is not None:
-            raise AssertionError(f"chat_server exited with {server.process.returncode}")
-        workers = child_pids(parent)
-        seen.update(workers)
-        return len(workers) == count and all(serves_port(pid, port) for pid in workers)
-
-    try:
-        wait_until(lambda: workers_serving(2), what="2 workers listening")
-        tcp(port).login(b"alice")
-        victim = child_pids(parent)[0]
-        os.kill(victim, signal.SIGKILL)
-        wait_until(lambda: victim not in child_pids(parent), what="the killed worker to go")
-        wait_until(lambda: workers_serving(2), what="a new worker")
-        tcp(port).login(b"bob")
-    finally:
-        status = server.stop()
-    assert (status, server.stderr) == (0, b"")
-    assert len(seen) == 3
-    assert not [pid for pid in seen if pid_alive(pid)]
+    supervisor = start_supervisor("-v")
+    server, port = supervisor.server, supervisor.port
+    wait_until(lambda: supervisor.serving(2), what="2 workers listening")
+    tcp(port).login(b"alice")
+    victim = supervisor.workers()[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: victim not in supervisor.workers(), what="the killed worker to go")
+    wait_until(lambda: supervisor.serving(2), what="a new worker")
+    tcp(port).login(b"bob")
+    assert (server.stop(), server.stderr) == (0, b"")
+    assert len(supervisor.seen) == 3
+    assert not [pid for pid in supervisor.seen if pid_alive(pid)]
     lines = server.stdout.decode("ascii").splitlines()
     for user in ("alice", "bob"):
         assert lines.count(f"RCVD from {HOST}: ME IS {user}\\n") == 1
@@ -421,22 +455,17 @@ def test_chat_server_with_2_workers_serves_restarts_and_stops(tmp_path, redis_ur
     assert lines.count(f"SENT to {HOST}: OK\\n") == 2
 
 
-def test_chat_server_with_workers_stops_them_all_on_sigint(tmp_path, redis_url):
+def test_chat_server_with_workers_stops_them_all_on_sigint(start_supervisor):
     """SIGINT to chat_server --workers 2 (Ctrl-C) stops both workers; it exits 0, silent."""
-    port = free_port()
-    args = ["--workers", "2", "--cluster", redis_url, "--interface", HOST, str(port)]
-    server = Server("chat_server", [port], [str(CHAT_SERVER), *args], tmp_path)
-    try:
-        # Both workers listening means the parent has long been in reactor.run,
-        # where SIGINT is Twisted's to handle.
-        wait_until(lambda: serving_workers(server.process.pid, port) == 2, what="2 workers")
-        workers = child_pids(server.process.pid)
-        server.process.send_signal(signal.SIGINT)
-        status = server.process.wait(timeout=TIMEOUT_S)
-    finally:
-        server.stop()
+    supervisor = start_supervisor()
+    server = supervisor.server
+    # Both workers listening means the parent has long been in reactor.run,
+    # where SIGINT is Twisted's to handle.
+    wait_until(lambda: supervisor.serving(2), what="2 workers listening")
+    server.process.send_signal(signal.SIGINT)
+    status = server.process.wait(timeout=TIMEOUT_S)
     assert (status, server.stdout, server.stderr) == (0, b"", b"")
-    assert not [pid for pid in workers if pid_alive(pid)]
+    assert not [pid for pid in supervisor.seen if pid_alive(pid)]
 
 
 def test_chat_server_with_workers_on_a_port_in_use_exits_1_with_one_line(tmp_path):
