@@ -27,14 +27,21 @@ class AnyOrderOptions(usage.Options):
             options = sys.argv[1:]
         super().parseOptions(self._options_first(list(options)))
 
-    def _options_first(self, args: list[str]) -> list[str]:
-        """Reorder ``args`` so options come first, as ``usage.Options`` expects."""
+    def _options_first(self, args: list[str], without: frozenset[str] = frozenset()) -> list[str]:
+        """Reorder ``args`` so options come first, as ``usage.Options`` expects.
+
+        Long options come out in full (``--name=value``), however abbreviated
+        they went in. Options named in ``without`` (e.g. ``"--workers"``) are
+        left out, with their values.
+        """
         try:
             pairs, positional = getopt.gnu_getopt(args, self.shortOpt, self.longOpt)
         except getopt.GetoptError as error:
             raise usage.UsageError(str(error)) from None
         ordered: list[str] = []
         for option, value in pairs:
+            if option in without:
+                continue
             if option.startswith("--"):
                 takes_value = option[2:] + "=" in self.longOpt
                 ordered.append(f"{option}={value}" if takes_value else option)

@@ -2,7 +2,9 @@
 
 A thin wrapper over :mod:`chatproto.tap`: the same options and the same
 service as ``twistd chat``. It prints nothing unless ``-v`` is given; then
-the traffic lines go to stdout and unexpected errors to stderr.
+the traffic lines go to stdout and unexpected errors to stderr. With
+``--workers N`` the workers' output lines are passed on as they are: their
+stdout (the ``-v`` lines) only with ``-v``, their stderr always.
 """
 
 import sys
@@ -17,19 +19,32 @@ from zope.interface import provider
 
 from chatproto.service import VERBOSE_NAMESPACE
 from chatproto.tap import Options, makeService
+from chatproto.workers import WORKER_NAMESPACE
 
 PROGRAM = "chat_server"
 
 
-def console_observer(out: IO[str], err: IO[str]) -> Callable[[LogEvent], None]:
-    """Return a log observer for ``-v``: traffic lines to ``out``, errors to ``err``.
+def console_observer(
+    out: IO[str], err: IO[str], is_verbose: bool = True
+) -> Callable[[LogEvent], None]:
+    """Return a log observer that prints what ``chat_server`` shows.
 
-    Every other event (Twisted's own chatter included) is dropped.
+    With ``is_verbose`` (``-v``): traffic lines to ``out``, errors to
+    ``err``, and the workers' stdout lines to ``out``. Always: the workers'
+    stderr lines to ``err``. Every other event (Twisted's own chatter
+    included) is dropped.
     """
 
     @provider(ILogObserver)
     def observe(event: LogEvent) -> None:
-        if event.get("log_namespace") == VERBOSE_NAMESPACE:
+        if event.get("log_namespace") == WORKER_NAMESPACE and "line" in event:
+            stream = err if event.get("stream") == "stderr" else out
+            if is_verbose or stream is err:
+                stream.write(f"{event['line']}\n")
+                stream.flush()
+        elif not is_verbose:
+            return
+        elif event.get("log_namespace") == VERBOSE_NAMESPACE:
             out.write(formatEvent(event) + "\n")
             out.flush()
         elif isinstance(failure := event.get("log_failure"), Failure):
@@ -37,11 +52,6 @@ def console_observer(out: IO[str], err: IO[str]) -> Callable[[LogEvent], None]:
             err.flush()
 
     return observe
-
-
-@provider(ILogObserver)
-def _discard(event: LogEvent) -> None:
-    """Swallow every log event: without ``-v`` the server is silent."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from twisted.internet import reactor
 
-    observer = console_observer(sys.stdout, sys.stderr) if options["verbose"] else _discard
+    observer = console_observer(sys.stdout, sys.stderr, is_verbose=options["verbose"])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     service = makeService(options, reactor)
     try:

@@ -1,12 +1,15 @@
 """Options and service construction, shared by ``twistd chat`` and ``chat_server``.
 
 ``makeService`` builds one :class:`~chatproto.service.ChatService` and, for
-every port, a TCP listener and a UDP listener that share it (PROTOCOL §1).
+every port, a TCP listener and a UDP listener that share it (PROTOCOL §1);
+with ``--workers N`` it builds instead a supervisor of N such processes.
 Nothing else happens here: parsing, wiring, and no behaviour of its own.
 """
 
 import random
 import resource
+import sys
+from collections.abc import Sequence
 
 from twisted.application import internet, strports
 from twisted.application.service import MultiService
@@ -22,8 +25,10 @@ from chatproto.argtypes import (
 )
 from chatproto.limits import Limits
 from chatproto.protocol import ChatFactory
+from chatproto.reuseport import ReusePortCheck, ReusePortTCPServer, ReusePortUDPServer
 from chatproto.service import ChatService
 from chatproto.udp import ChatDatagramProtocol
+from chatproto.workers import worker_monitor
 
 _DEFAULT = Limits()
 
@@ -44,6 +49,11 @@ class Options(AnyOrderOptions):
     optFlags = [
         ["verbose", "v", "Show every frame received and sent, in the RCVD/SENT format."],
         ["no-random", None, "Do not send a random message after every third delivery."],
+        [
+            "reuse-port",
+            None,
+            "Bind every port with SO_REUSEPORT, so that several processes can serve it.",
+        ],
     ]
     optParameters = [
         ["interface", "i", "0.0.0.0", "Address to listen on (default: all IPv4 interfaces)."],
@@ -194,12 +204,32 @@ class Options(AnyOrderOptions):
             "Seed for the random messages, for reproducible runs (default: unpredictable).",
             int,
         ],
+        [
+            "cluster",
+            None,
+            None,
+            "Share users with other chatproto processes through Redis: redis://HOST:PORT[/DB].",
+        ],
+        [
+            "workers",
+            None,
+            1,
+            "Processes serving the ports (each with --reuse-port); more than 1 needs --cluster.",
+            positive_int,
+        ],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["ports"] = []
         self["listen"] = []
+        #: The arguments as given, kept to build the workers' command line.
+        self.argv: list[str] = []
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """Parse ``options`` (default: ``sys.argv[1:]``) and remember them as given."""
+        self.argv = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(self.argv)
 
     def opt_port(self, value: str) -> None:
         """Listen on TCP and UDP port PORT (repeatable)."""
@@ -219,6 +249,8 @@ class Options(AnyOrderOptions):
         if not self["ports"] and not self["listen"]:
             raise usage.UsageError("give at least one port (or --listen endpoint) to listen on")
         self["ports"] = list(dict.fromkeys(self["ports"]))
+        if self["workers"] > 1:
+            self._check_workers()
         if self["metrics-port"] is not None:
             try:
                 import prometheus_client  # noqa: F401
@@ -233,6 +265,31 @@ class Options(AnyOrderOptions):
                 raise usage.UsageError(
                     "--cluster needs txredisapi: pip install 'chatproto[cluster]'"
                 ) from None
+
+    def _check_workers(self) -> None:
+        """Refuse what several worker processes cannot share."""
+        if self["cluster"] is None:
+            raise usage.UsageError(
+                "--workers needs --cluster: separate processes share users only through Redis"
+            )
+        if self["listen"]:
+            raise usage.UsageError(
+                "--workers shares only <port>s: a --listen endpoint cannot be shared"
+            )
+        if self["metrics-port"] is not None:
+            raise usage.UsageError(
+                "--workers cannot serve --metrics-port: each worker would need its own port"
+            )
+
+    def worker_args(self) -> list[str]:
+        """Return a worker's arguments: these options without ``--workers``, with ``--reuse-port``.
+
+        Long options come out in full and before the ports, which follow ``--``.
+        """
+        args = self._options_first(self.argv, without=frozenset({"--workers"}))
+        if "--reuse-port" not in args:
+            args.insert(args.index("--"), "--reuse-port")
+        return args
 
     def limits(self) -> Limits:
         """Return the :class:`Limits` these options ask for."""
@@ -269,6 +326,18 @@ def _tcp_endpoint(port: int, interface: str, backlog: int = _DEFAULT.listen_back
     return f"tcp:{port}:interface={quoteStringArgument(interface)}:backlog={backlog}"
 
 
+def _supervisor(config: Options, reactor) -> MultiService:  # type: ignore[no-untyped-def]
+    """Build the service of ``--workers N``: no listener, N worker processes.
+
+    It first checks that every port can be shared (see :class:`ReusePortCheck`).
+    """
+    top = MultiService()
+    ReusePortCheck(config["ports"], config["interface"]).setServiceParent(top)
+    command = [sys.executable, "-m", "chatproto", *config.worker_args()]
+    worker_monitor(command, config["workers"], reactor).setServiceParent(top)
+    return top
+
+
 def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[no-untyped-def]
     """Build the chat service and its TCP and UDP listeners on every port.
 
@@ -279,6 +348,8 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
     """
     if reactor is None:
         from twisted.internet import reactor
+    if config["workers"] > 1:
+        return _supervisor(config, reactor)
     raise_open_file_limit()
     top = MultiService()
     limits = config.limits()
@@ -300,12 +371,17 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
     factory = ChatFactory(chat)
     interface = config["interface"]
     for port in config["ports"]:
-        endpoint = _tcp_endpoint(port, interface, chat.limits.listen_backlog)
-        tcp = strports.service(endpoint, factory, reactor=reactor)
+        backlog = chat.limits.listen_backlog
+        udp_protocol = ChatDatagramProtocol(chat)
+        if config["reuse-port"]:
+            tcp = ReusePortTCPServer(port, interface, backlog, factory, reactor)
+            udp = ReusePortUDPServer(port, interface, udp_protocol, reactor)
+        else:
+            tcp = strports.service(
+                _tcp_endpoint(port, interface, backlog), factory, reactor=reactor
+            )
+            udp = internet.UDPServer(port, udp_protocol, interface=interface, reactor=reactor)
         tcp.setServiceParent(top)
-        udp = internet.UDPServer(
-            port, ChatDatagramProtocol(chat), interface=interface, reactor=reactor
-        )
         udp.setServiceParent(top)
     for endpoint in config["listen"]:
         strports.service(endpoint, factory, reactor=reactor).setServiceParent(top)

@@ -258,6 +258,20 @@ class Server:
         for port in self.ports:
             wait_for_port(port, self.process)
 
+    def wait_serving(self) -> None:
+        """Wait until this very process listens on every port, on TCP and UDP.
+
+        For servers sharing ports (``--reuse-port``), where a port that
+        answers may belong to another process.
+        """
+
+        def serving() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}")
+            return all(serves_port(self.process.pid, port) for port in self.ports)
+
+        wait_until(serving, what=f"{self.launcher} to listen on {self.ports}")
+
     def stop(self) -> int:
         """Stop the server (SIGTERM, then SIGKILL) and return its exit status."""
         if self.returncode is None:
@@ -564,6 +578,57 @@ def server_receive_queue(server_port: int, client: socket.socket) -> int:
         if fields[1] == local and fields[2] == remote:
             return int(fields[4].split(":")[1], 16)
     raise AssertionError(f"no server socket {local} for {remote} in /proc/net/tcp")
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """Return the inodes of the sockets process ``pid`` has open (none once it is gone)."""
+    try:
+        targets = fd_targets(pid)
+    except FileNotFoundError:  # gone already
+        return set()
+    inodes: set[int] = set()
+    for target in targets:
+        if target.startswith("socket:["):
+            inodes.add(int(target[len("socket:[") : -1]))
+    return inodes
+
+
+def port_inodes(port: int, host: str = HOST) -> tuple[set[int], set[int]]:
+    """Return the inodes of the TCP listeners and of the UDP sockets bound to ``host``:``port``.
+
+    Read from ``/proc/net/tcp`` and ``/proc/net/udp`` (IPv4): one entry per
+    socket, so processes sharing a port with SO_REUSEPORT each have their own.
+    """
+    local = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
+    found: list[set[int]] = []
+    for table, state in (("tcp", "0A"), ("udp", None)):  # 0A: TCP_LISTEN
+        inodes: set[int] = set()
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] == local and (state is None or fields[3] == state):
+                inodes.add(int(fields[9]))
+        found.append(inodes)
+    return found[0], found[1]
+
+
+def serves_port(pid: int, port: int, host: str = HOST) -> bool:
+    """Whether process ``pid`` itself holds a TCP listener and a UDP socket on ``port``.
+
+    Unlike :func:`wait_for_port`, this tells apart processes that share the
+    port with SO_REUSEPORT: a connect may reach any of them.
+    """
+    tcp, udp = port_inodes(port, host)
+    mine = socket_inodes(pid)
+    return bool(mine & tcp) and bool(mine & udp)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Return the pids of the children of process ``pid`` (Linux /proc), none once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(child) for child in text.split()]
 
 
 # -- deployment: other listeners, daemons, twistd logs, metrics -----------------------------
