@@ -205,12 +205,6 @@ class Options(AnyOrderOptions):
             int,
         ],
         [
-            "cluster",
-            None,
-            None,
-            "Share users with other chatproto processes through Redis: redis://HOST:PORT[/DB].",
-        ],
-        [
             "workers",
             None,
             1,

@@ -8,10 +8,8 @@ one).
 
 import io
 import os
-import shutil
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from twisted.python.failure import Failure
 from twisted.runner.procmon import LoggingProtocol
 from twisted.scripts.twistd import ServerOptions
 
+from chatproto.argtypes import RedisAddress
 from chatproto.cli import console_observer
 from chatproto.reuseport import ReusePortCheck
 from chatproto.tap import Options, makeService
@@ -36,13 +35,12 @@ from tests.e2e_support import (
     Server,
     child_pids,
     free_port,
+    login_when_free,
     pid_alive,
     serves_port,
-    stop_process,
-    tcp_connector,
-    wait_for_stream,
     wait_until,
 )
+from tests.redis_support import RedisServer
 from tests.test_e2e import assert_one_line_error, run_chat_server
 
 CLUSTER = "redis://127.0.0.1:6379/0"
@@ -68,7 +66,7 @@ def test_workers_and_cluster_are_parsed() -> None:
     options = parse("9000", "--workers", "4", "--cluster=redis://10.0.0.5:6380/2", "--reuse-port")
     assert (options["workers"], options["cluster"], options["reuse-port"]) == (
         4,
-        "redis://10.0.0.5:6380/2",
+        RedisAddress("10.0.0.5", 6380, 2),
         1,
     )
 
@@ -363,21 +361,17 @@ def test_worker_lines_are_log_events_of_the_workers_namespace() -> None:
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """Run a throwaway redis-server on a free 127.0.0.1 port; yield its URL."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    command = [executable, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(
-        command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
-    )
-    try:
-        wait_for_stream(tcp_connector(port), process, what="redis-server")
-        yield f"redis://{HOST}:{port}/0"
-    finally:
-        stop_process(process)
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """Run a throwaway redis-server on a free 127.0.0.1 port."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis: RedisServer) -> str:
+    return redis.url
 
 
 class Supervisor:
@@ -439,20 +433,46 @@ def test_chat_server_with_2_workers_serves_restarts_and_stops(start_supervisor, 
     supervisor = start_supervisor("-v")
     server, port = supervisor.server, supervisor.port
     wait_until(lambda: supervisor.serving(2), what="2 workers listening")
-    tcp(port).login(b"alice")
+    login_when_free(tcp(port), b"alice")  # a worker answers OK once it is in the cluster
     victim = supervisor.workers()[0]
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: victim not in supervisor.workers(), what="the killed worker to go")
     wait_until(lambda: supervisor.serving(2), what="a new worker")
-    tcp(port).login(b"bob")
+    login_when_free(tcp(port), b"bob")
     assert (server.stop(), server.stderr) == (0, b"")
     assert len(supervisor.seen) == 3
     assert not [pid for pid in supervisor.seen if pid_alive(pid)]
     lines = server.stdout.decode("ascii").splitlines()
     for user in ("alice", "bob"):
-        assert lines.count(f"RCVD from {HOST}: ME IS {user}\\n") == 1
+        assert f"RCVD from {HOST}: ME IS {user}\\n" in lines
     assert "" not in lines
     assert lines.count(f"SENT to {HOST}: OK\\n") == 2
+
+
+def test_workers_share_one_namespace(start_supervisor, tcp, redis: RedisServer) -> None:
+    """Users spread over the workers by the kernel talk to each other, and a userid
+    online on one worker is refused on the others."""
+    supervisor = start_supervisor()
+    wait_until(lambda: supervisor.serving(2), what="2 workers listening")
+    clients = {}
+    for index in range(16):
+        name = b"user%d" % index
+        clients[name] = tcp(supervisor.port)
+        login_when_free(clients[name], name)
+    holders = {redis.execute(b"GET", b"chatproto:0:user:" + name) for name in clients}
+    assert len(holders) == 2  # the kernel put users on both workers
+
+    names = list(clients)
+    for index, name in enumerate(names):
+        receiver = names[(index + 1) % len(names)]
+        clients[name].send(b"SEND %b\n%d\nhi from %b" % (receiver, 8 + len(name), name))
+    for index, name in enumerate(names):
+        sender = names[index - 1]
+        assert clients[name].recv_delivery() == (sender, b"hi from " + sender, False)
+    for _ in range(8):  # new connections land on either worker: refused on both
+        duplicate = tcp(supervisor.port)
+        duplicate.send(b"ME IS user0\n")
+        duplicate.expect(b"ERROR\n")
 
 
 def test_chat_server_with_workers_stops_them_all_on_sigint(start_supervisor):
