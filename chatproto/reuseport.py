@@ -52,48 +52,32 @@ def bind_reuse_port(port: int, interface: str, kind: socket.SocketKind) -> socke
     return sock
 
 
-class ReusePortTCPServer(Service):
-    """Listen for TCP connections on a port other processes may share.
+class _ReusePortServer(Service):
+    """A listener on a port other processes may share: binds at start, closes at stop.
 
     Attributes:
-        port: the TCP port.
-        interface: the address to listen on (an IPv4 or IPv6 literal).
-        backlog: connections the kernel queues before they are accepted.
-        factory: builds a protocol per connection.
+        port: the port.
+        interface: the address to bind (an IPv4 or IPv6 literal).
         listening: the reactor's port while the service runs, else None.
     """
 
-    def __init__(
-        self,
-        port: int,
-        interface: str,
-        backlog: int,
-        factory: ServerFactory,
-        reactor,  # type: ignore[no-untyped-def]
-    ) -> None:
+    kind: socket.SocketKind  # SOCK_STREAM or SOCK_DGRAM
+
+    def __init__(self, port: int, interface: str, reactor) -> None:  # type: ignore[no-untyped-def]
         self.port = port
         self.interface = interface
-        self.backlog = backlog
-        self.factory = factory
         self.listening: IListeningPort | None = None
         self._reactor = reactor
 
     def startService(self) -> None:
-        """Bind and listen, then let the reactor accept on the socket.
+        """Bind, then hand the socket to the reactor (which works on its own duplicate).
 
         Raises:
             CannotListenError: the port cannot be bound or listened on.
         """
-        sock = bind_reuse_port(self.port, self.interface, socket.SOCK_STREAM)
+        sock = bind_reuse_port(self.port, self.interface, self.kind)
         try:
-            try:
-                sock.listen(self.backlog)
-            except OSError as error:
-                raise CannotListenError(self.interface, self.port, error) from None
-            # The reactor works on its own duplicate of the descriptor.
-            self.listening = self._reactor.adoptStreamPort(
-                sock.fileno(), sock.family, self.factory
-            )
+            self.listening = self._adopt(sock)
         finally:
             sock.close()
         super().startService()
@@ -104,16 +88,49 @@ class ReusePortTCPServer(Service):
         listening, self.listening = self.listening, None
         return None if listening is None else listening.stopListening()
 
+    def _adopt(self, sock: socket.socket) -> IListeningPort:
+        """Hand the bound socket to the reactor; return its listening port."""
+        raise NotImplementedError
 
-class ReusePortUDPServer(Service):
+
+class ReusePortTCPServer(_ReusePortServer):
+    """Listen for TCP connections on a port other processes may share.
+
+    Attributes:
+        backlog: connections the kernel queues before they are accepted.
+        factory: builds a protocol per connection.
+    """
+
+    kind = socket.SOCK_STREAM
+
+    def __init__(
+        self,
+        port: int,
+        interface: str,
+        backlog: int,
+        factory: ServerFactory,
+        reactor,  # type: ignore[no-untyped-def]
+    ) -> None:
+        super().__init__(port, interface, reactor)
+        self.backlog = backlog
+        self.factory = factory
+
+    def _adopt(self, sock: socket.socket) -> IListeningPort:
+        try:
+            sock.listen(self.backlog)
+        except OSError as error:
+            raise CannotListenError(self.interface, self.port, error) from None
+        return self._reactor.adoptStreamPort(sock.fileno(), sock.family, self.factory)
+
+
+class ReusePortUDPServer(_ReusePortServer):
     """Receive datagrams on a UDP port other processes may share.
 
     Attributes:
-        port: the UDP port.
-        interface: the address to bind (an IPv4 or IPv6 literal).
         protocol: handles every datagram of this process's share.
-        listening: the reactor's port while the service runs, else None.
     """
+
+    kind = socket.SOCK_DGRAM
 
     def __init__(
         self,
@@ -122,32 +139,13 @@ class ReusePortUDPServer(Service):
         protocol: DatagramProtocol,
         reactor,  # type: ignore[no-untyped-def]
     ) -> None:
-        self.port = port
-        self.interface = interface
+        super().__init__(port, interface, reactor)
         self.protocol = protocol
-        self.listening: IListeningPort | None = None
-        self._reactor = reactor
 
-    def startService(self) -> None:
-        """Bind, then let the reactor read datagrams from the socket.
-
-        Raises:
-            CannotListenError: the port cannot be bound.
-        """
-        sock = bind_reuse_port(self.port, self.interface, socket.SOCK_DGRAM)
-        try:
-            self.listening = self._reactor.adoptDatagramPort(
-                sock.fileno(), sock.family, self.protocol, MAX_DATAGRAM_BYTES
-            )
-        finally:
-            sock.close()
-        super().startService()
-
-    def stopService(self) -> Deferred[None] | None:
-        """Stop reading; return a Deferred that fires once the port is closed."""
-        super().stopService()
-        listening, self.listening = self.listening, None
-        return None if listening is None else listening.stopListening()
+    def _adopt(self, sock: socket.socket) -> IListeningPort:
+        return self._reactor.adoptDatagramPort(
+            sock.fileno(), sock.family, self.protocol, MAX_DATAGRAM_BYTES
+        )
 
 
 class ReusePortCheck(Service):

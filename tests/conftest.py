@@ -1,11 +1,13 @@
 """Shared test configuration: a deterministic hypothesis profile, and socket client fixtures."""
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.e2e_support import TcpClient, UdpClient
+from tests.redis_support import RedisServer
 
 settings.register_profile(
     "chatproto",
@@ -44,3 +46,12 @@ def udp() -> Iterator[Callable[[int], UdpClient]]:
     yield open_client
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A throwaway redis-server on a free 127.0.0.1 port (skips, or fails in CI, without one)."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()

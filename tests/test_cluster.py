@@ -36,14 +36,6 @@ StartNode = Callable[..., Server]
 
 
 @pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def start_node(tmp_path: Path, redis: RedisServer) -> Iterator[StartNode]:
     """Start cluster nodes on demand (random messages off unless asked); stop them at teardown."""
     nodes: list[Server] = []

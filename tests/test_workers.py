@@ -361,15 +361,6 @@ def test_worker_lines_are_log_events_of_the_workers_namespace() -> None:
 
 
 @pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """Run a throwaway redis-server on a free 127.0.0.1 port."""
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def redis_url(redis: RedisServer) -> str:
     return redis.url
 
