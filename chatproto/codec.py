@@ -17,6 +17,7 @@ from typing import Final
 from chatproto.events import (
     NEED_DATA,
     BodyData,
+    BodyFrames,
     Event,
     Login,
     MessageEnd,
@@ -47,6 +48,8 @@ _SHORT_LENGTH_LINE_RE = re.compile(rb"\r?\n([0-9]{1,2})\r?\n")
 _CHUNK_HEADER_LINE_RE = re.compile(rb"C([0-9]{1,3})\r?\n")
 # PROTOCOL §3: chunk size C0..C999 (leading zeros allowed).
 _CHUNK_HEADER_RE = re.compile(rb"C([0-9]{1,3})")
+# A chunk header in the form the server itself writes: C1..C999, plain \n.
+_CANONICAL_CHUNK_HEADER_RE = re.compile(rb"C([1-9][0-9]{0,2})\n")
 _LOGIN_PREFIX = b"ME IS "
 
 
@@ -164,6 +167,35 @@ class ReceiveBuffer:
             self._scan = end
         return data
 
+    def take_chunk_run(self, max_size: int) -> tuple[bytes, int] | None:
+        """Consume the whole chunks buffered at the front, headers and all, in one piece.
+
+        Only chunks with canonical headers (``C<n>\\n``, ``n`` 1 to 999 without
+        leading zero) are taken, at most ``max_size`` body bytes of them, and
+        never ``C0``. Returns ``(wire, body bytes)``, or ``None`` (consuming
+        nothing) when not even one such chunk is buffered whole.
+        """
+        data = self._data
+        match = _CANONICAL_CHUNK_HEADER_RE.match
+        start = position = self._start
+        available = len(data)
+        size = 0
+        while header := match(data, position):
+            chunk = int(header.group(1))
+            end = header.end() + chunk
+            if end > available or size + chunk > max_size:
+                break
+            size += chunk
+            position = end
+        if position == start:
+            return None
+        with memoryview(data) as view:
+            wire = view[start:position].tobytes()
+        self._start = position
+        if self._scan < position:
+            self._scan = position
+        return wire, size
+
     def take_rest(self, max_line: int) -> bytes | _LineTooLong:
         """Consume everything buffered as one last line (at end of input).
 
@@ -211,7 +243,10 @@ class Decoder:
     call :meth:`next_event` until it returns :data:`~chatproto.events.NEED_DATA`.
     A short message is reported whole (it is at most 99 bytes); a chunked body
     streams, one :class:`~chatproto.events.BodyData` per chunk, so the decoder
-    never holds more than one line or one chunk beyond what it was fed.
+    never holds more than one line or one chunk beyond what it was fed. With
+    ``coalesce_chunks`` the whole chunks of each read come as one
+    :class:`~chatproto.events.BodyFrames` where their headers allow (the TCP
+    protocol asks for this: it saves an event and a copy per chunk).
 
     A refused ``SEND``/``BROADCAST`` (no or bad recipients, too many, arguments
     to ``BROADCAST``) is still framed, and reported as a non-fatal
@@ -222,6 +257,7 @@ class Decoder:
 
     __slots__ = (
         "_limits",
+        "_coalesce_chunks",
         "_buffer",
         "_state",
         "_at_eof",
@@ -235,8 +271,9 @@ class Decoder:
         "_last_parse",
     )
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, coalesce_chunks: bool = False) -> None:
         self._limits = limits
+        self._coalesce_chunks = coalesce_chunks
         self._buffer = ReceiveBuffer()
         self._state = _COMMAND
         self._at_eof = False
@@ -315,8 +352,14 @@ class Decoder:
                 return BodyData(data)
             elif state == _LENGTH or state == _CHUNK_HEADER:
                 if state == _CHUNK_HEADER:
-                    # The common case: a whole chunk, header and data, in one step.
                     room = limits.max_message_bytes - self._body_bytes
+                    if self._coalesce_chunks:
+                        # Every whole chunk buffered, in one step.
+                        run = buffer.take_chunk_run(room)
+                        if run is not None:
+                            self._body_bytes += run[1]
+                            return BodyFrames(*run)
+                    # The common case: a whole chunk, header and data, in one step.
                     data = buffer.take_chunk(room)
                     if data:
                         self._body_bytes += len(data)

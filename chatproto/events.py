@@ -4,7 +4,8 @@ The decoder (``chatproto.codec.Decoder``) turns bytes into these; the
 protocols turn them into service calls. A message with a short body (at most
 99 bytes) arrives as one :class:`ShortMessage` once its last byte is in. A
 chunked message streams: one :class:`MessageStart`, a :class:`BodyData` per
-chunk, then :class:`MessageEnd`. A refused command is framed all the same and
+chunk (or, from a decoder asked to, a :class:`BodyFrames` per run of whole
+chunks), then :class:`MessageEnd`. A refused command is framed all the same and
 reported as a :class:`Rejected` where its message would end (PROTOCOL.md §3).
 """
 
@@ -71,6 +72,24 @@ class BodyData:
 
 
 @dataclass(frozen=True, slots=True)
+class BodyFrames:
+    """Several whole chunks of a chunked body, as they came on the wire.
+
+    Reported instead of one :class:`BodyData` per chunk by a decoder made
+    with ``coalesce_chunks=True``, when the chunk headers are in canonical
+    form (``C<n>\n``, no leading zero, no ``\r``): the frames can then be
+    kept and relayed as they are, with no work per chunk.
+
+    Attributes:
+        wire: the chunks with their headers (never ``C0``).
+        size: the body bytes in them.
+    """
+
+    wire: bytes
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class MessageEnd:
     """The body's last byte has arrived: the message is complete."""
 
@@ -91,4 +110,4 @@ class Rejected:
     line: bytes = b""
 
 
-Event = Login | ShortMessage | MessageStart | BodyData | MessageEnd | Rejected
+Event = Login | ShortMessage | MessageStart | BodyData | BodyFrames | MessageEnd | Rejected

@@ -154,8 +154,13 @@ class MessageBody:
         return self._frames
 
     def preview_frames(self) -> list[bytes]:
-        """Return the first frames (all of them for an in-memory body), for display."""
-        return self._frames
+        """Return the first frames (all of them for an in-memory body), for display.
+
+        One part per chunk header and one per chunk, however the frames were
+        stored (runs of chunks come whole from the decoder and from other
+        nodes), so ``-v`` shows every header on a line of its own.
+        """
+        return split_frames(b"".join(self._frames))
 
     def read_wire(self, offset: int, size: int) -> bytes:
         """Return up to ``size`` bytes of the wire frames, from ``offset``."""
@@ -191,6 +196,25 @@ class MessageBody:
             spool_file, self._file = self._file, None
             self._spool.close(spool_file)
             self._spool.release(self.wire_size)
+
+
+def split_frames(wire: bytes) -> list[bytes]:
+    """Split chunked wire frames into headers and chunks (the last may be cut short)."""
+    parts: list[bytes] = []
+    offset = 0
+    while offset < len(wire):
+        newline = wire.find(b"\n", offset, offset + 6)
+        digits = wire[offset + 1 : newline]
+        if newline < 0 or wire[offset : offset + 1] != b"C" or not digits.isdigit():
+            parts.append(wire[offset:])  # not a whole header: shown as it is
+            break
+        size = int(digits)
+        parts.append(wire[offset : newline + 1])
+        offset = newline + 1
+        if size:
+            parts.append(wire[offset : offset + size])
+            offset += size
+    return parts
 
 
 class ShortBody:

@@ -66,7 +66,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
-        self._decoder = Decoder(service.limits)
+        self._decoder = Decoder(service.limits, coalesce_chunks=True)
         self._session = ClientSession(service, self)
         # PROTOCOL §7: deliveries wait in the outbox while the client is not
         # reading, up to a backlog limit.

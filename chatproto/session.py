@@ -21,6 +21,7 @@ from chatproto import verbose
 from chatproto.codec import ERROR, OK, encode_login, encode_short_body
 from chatproto.events import (
     BodyData,
+    BodyFrames,
     Event,
     Login,
     MessageEnd,
@@ -130,6 +131,10 @@ class ClientSession:
         assert self._body is not None
         self._body.append(event.data)
 
+    def _on_body_frames(self, event: BodyFrames) -> None:
+        assert self._body is not None
+        self._body.add_wire(event.wire, event.size)
+
     def _on_message_end(self, event: MessageEnd) -> None:
         message, body = self._take_message()
         body.finish()
@@ -197,6 +202,7 @@ _HANDLERS: dict[type, Callable[[ClientSession, Event], None]] = {
     ShortMessage: ClientSession._on_short_message,  # type: ignore[dict-item]
     MessageStart: ClientSession._on_message_start,  # type: ignore[dict-item]
     BodyData: ClientSession._on_body_data,  # type: ignore[dict-item]
+    BodyFrames: ClientSession._on_body_frames,  # type: ignore[dict-item]
     MessageEnd: ClientSession._on_message_end,  # type: ignore[dict-item]
     Rejected: ClientSession._on_rejected,  # type: ignore[dict-item]
 }

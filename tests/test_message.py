@@ -142,3 +142,19 @@ def test_chunked_delivery_has_no_datagram() -> None:
     """A chunked delivery refuses to become a datagram."""
     with pytest.raises(ValueError):
         _ = Delivery(b"alice", chunked_body(None, 0, b"x")).datagram
+
+
+def test_preview_shows_each_header_and_chunk_apart_however_stored() -> None:
+    """-v shows one part per header and per chunk, also for runs stored whole."""
+    from chatproto.message import split_frames
+
+    body = MessageBody()
+    body.add_wire(b"C3\nabcC2\nde", 5)  # a run, as the coalescing decoder gives it
+    body.append(b"xyz")
+    body.finish()
+    assert body.preview_frames() == [b"C3\n", b"abc", b"C2\n", b"de", b"C3\n", b"xyz", b"C0\n"]
+    assert body.read() == b"abcdexyz"
+    # A preview cut inside a chunk or a header is shown as far as it goes.
+    assert split_frames(b"C5\nab") == [b"C5\n", b"ab"]
+    assert split_frames(b"C2\nabC9") == [b"C2\n", b"ab", b"C9"]
+    assert split_frames(b"junk") == [b"junk"]
