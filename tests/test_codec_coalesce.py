@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatproto.codec import Decoder
-from chatproto.events import NEED_DATA, BodyData, BodyFrames, Event, MessageStart, Rejected
+from chatproto.events import NEED_DATA, BodyData, BodyFrames, Event, Rejected
 from chatproto.limits import Limits
 from chatproto.message import split_frames
 
