@@ -4,6 +4,8 @@ Builds streams of typical client traffic with the project's own encoders,
 feeds them to ``chatproto.codec.Decoder`` in reads of realistic sizes (as
 Twisted hands them over) and drains every event, printing MB/s and frames/s
 per stream, best of ``--repeat`` runs. A parser regression shows here first.
+The "TCP" rows decode as the TCP protocol does, with runs of whole chunks
+reported as one event (``coalesce_chunks``).
 
 Usage::
 
@@ -52,18 +54,21 @@ def broadcast_stream(size: int) -> Callable[[int], tuple[bytes, int]]:
     return build
 
 
+# name: (stream builder, coalesce_chunks as the TCP protocol sets it)
 STREAMS = {
-    "short SEND 32 B": short_stream(32),
-    "short SEND 99 B": short_stream(99),
-    "short BROADCAST 32 B": broadcast_stream(32),
-    "chunked SEND 1000 B": chunked_stream(1000),
-    "chunked SEND 64 KiB": chunked_stream(64 * 1024),
+    "short SEND 32 B": (short_stream(32), False),
+    "short SEND 99 B": (short_stream(99), False),
+    "short BROADCAST 32 B": (broadcast_stream(32), False),
+    "chunked SEND 1000 B": (chunked_stream(1000), False),
+    "chunked SEND 64 KiB": (chunked_stream(64 * 1024), False),
+    "chunked 1000 B, TCP": (chunked_stream(1000), True),
+    "chunked 64 KiB, TCP": (chunked_stream(64 * 1024), True),
 }
 
 
-def decode(stream: bytes, read_size: int) -> int:
+def decode(stream: bytes, read_size: int, coalesce_chunks: bool = False) -> int:
     """Feed ``stream`` in reads of ``read_size`` bytes; return how many events came out."""
-    decoder = Decoder(Limits())
+    decoder = Decoder(Limits(), coalesce_chunks)
     events = 0
     next_event = decoder.next_event
     for start in range(0, len(stream), read_size):
@@ -80,12 +85,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs per case; best is shown")
     args = parser.parse_args()
     print(f"decoder, {args.mb} MB per stream, {args.read}-byte reads, best of {args.repeat}")
-    for name, build in STREAMS.items():
+    for name, (build, coalesce_chunks) in STREAMS.items():
         stream, frames = build(int(args.mb * 1e6))
         best = float("inf")
         for _ in range(args.repeat):
             started = time.perf_counter()
-            decode(stream, args.read)
+            decode(stream, args.read, coalesce_chunks)
             best = min(best, time.perf_counter() - started)
         print(f"  {name:22} {len(stream) / best / 1e6:8.1f} MB/s {frames / best:12,.0f} frames/s")
 
