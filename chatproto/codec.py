@@ -189,8 +189,7 @@ class ReceiveBuffer:
             position = end
         if position == start:
             return None
-        with memoryview(data) as view:
-            wire = view[start:position].tobytes()
+        wire = bytes(data[start:position])
         self._start = position
         if self._scan < position:
             self._scan = position
@@ -358,7 +357,7 @@ class Decoder:
                         run = buffer.take_chunk_run(room)
                         if run is not None:
                             self._body_bytes += run[1]
-                            return BodyFrames(*run)
+                            return BodyFrames(run[0], run[1])
                     # The common case: a whole chunk, header and data, in one step.
                     data = buffer.take_chunk(room)
                     if data:

@@ -7,6 +7,12 @@ chunked message streams: one :class:`MessageStart`, a :class:`BodyData` per
 chunk (or, from a decoder asked to, a :class:`BodyFrames` per run of whole
 chunks), then :class:`MessageEnd`. A refused command is framed all the same and
 reported as a :class:`Rejected` where its message would end (PROTOCOL.md §3).
+
+Events are values: nothing changes one after it is made. They are not
+``frozen`` dataclasses all the same, because one is made per message and a
+frozen one costs about three times as much to make (timeit here: 0.28 s
+against 0.10 s for 500,000 three-field events), which showed in the relay
+profile.
 """
 
 from dataclasses import dataclass
@@ -25,14 +31,14 @@ class _NeedData:
 NEED_DATA = _NeedData()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Login:
     """``ME IS <user>`` with a valid userid."""
 
     user: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ShortMessage:
     """A whole ``SEND``/``BROADCAST`` with a short body (0-99 bytes).
 
@@ -48,7 +54,7 @@ class ShortMessage:
     line: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageStart:
     """A ``SEND`` or ``BROADCAST`` line and its first chunk header were read.
 
@@ -64,14 +70,14 @@ class MessageStart:
     line: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BodyData:
     """One chunk of a chunked body."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BodyFrames:
     """Several whole chunks of a chunked body, as they came on the wire.
 
@@ -89,12 +95,12 @@ class BodyFrames:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageEnd:
     """The body's last byte has arrived: the message is complete."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rejected:
     """The peer sent something the protocol does not allow; answer ``ERROR``.
 
