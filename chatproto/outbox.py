@@ -190,7 +190,9 @@ class Outbox:
         """Write the deliveries gathered in this batch (see :class:`WriteBatcher`)."""
         pending, self._pending = self._pending, None
         if pending and not self._is_closed:
-            self._transport.writeSequence(pending)
+            # One bytes object: joining in C beats writeSequence's check of
+            # every part in Python (fan-out writes thousands of these per read).
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def _stalled(self) -> None:
         self._stall_timer = None
