@@ -45,11 +45,13 @@ class RedisServer:
         url: the ``--cluster`` URL for it.
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
         self._binary = require_redis()
         self._workdir = workdir
+        self._password = password
         self.port = free_port()
-        self.url = f"redis://{HOST}:{self.port}/0"
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}{HOST}:{self.port}/0"
         self._process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -69,6 +71,7 @@ class RedisServer:
                     "no",
                     "--dir",
                     str(self._workdir),
+                    *(["--requirepass", self._password] if self._password else []),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -100,6 +103,9 @@ class RedisServer:
         """Run one command; return its raw reply (one read; enough for short replies)."""
         deadline = Deadline()
         with socket.create_connection((HOST, self.port), timeout=deadline.remaining()) as sock:
+            if self._password:
+                sock.sendall(_command(b"AUTH", self._password.encode()))
+                assert sock.recv(64) == b"+OK\r\n"
             sock.sendall(_command(*args))
             reply = b""
             while not reply.endswith(b"\r\n"):

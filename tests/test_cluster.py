@@ -324,3 +324,27 @@ def accepts_logins(tcp, node: Server) -> bool:
     accepted = client.recv_line() == b"OK\n"
     client.close()
     return accepted
+
+
+def test_redis_with_a_password(start_node, tcp, tmp_path) -> None:
+    """redis://:PASSWORD@HOST:PORT/DB works; a wrong password keeps logins refused."""
+    guarded = RedisServer(tmp_path, password="s3cret")
+    guarded.start()
+    try:
+        node_a = start_node("chat_server", url=guarded.url)
+        node_b = start_node("chat_server", url=guarded.url)
+        alice, bob = tcp(node_a.ports[0]), tcp(node_b.ports[0])
+        login_when_ready(alice, b"alice")
+        login_when_ready(bob, b"bob")
+        alice.send(b"SEND bob\n2\nhi")
+        assert bob.recv_delivery() == (b"alice", b"hi", False)
+        assert guarded.keys() and b"chatproto:0:user:alice" in guarded.keys()
+
+        wrong = start_node("chat_server", url=guarded.url.replace("s3cret", "wrong"))
+        client = tcp(wrong.ports[0])
+        for _ in range(3):  # refused, and the node stays up
+            client.send(b"ME IS carol\n")
+            client.expect(b"ERROR\n")
+        assert wrong.process.poll() is None
+    finally:
+        guarded.stop()

@@ -72,9 +72,11 @@ chunk_headers = st.sampled_from([b"C%d\n", b"C%d\r\n", b"C0%d\n", b"C%d\n\n"])
 chunks = st.lists(st.tuples(st.binary(min_size=1, max_size=40), chunk_headers), max_size=6)
 frames = st.one_of(
     st.builds(
-        lambda body_chunks, end: b"SEND bob\n"
-        + b"".join(header % len(data) + data for data, header in body_chunks)
-        + end,
+        lambda body_chunks, end: (
+            b"SEND bob\n"
+            + b"".join(header % len(data) + data for data, header in body_chunks)
+            + end
+        ),
         chunks,
         st.sampled_from([b"C0\n", b"C0\r\n", b"C000\n", b""]),
     ),
