@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory
@@ -417,8 +417,14 @@ class RedisRouter:
                 "login of {user} refused: Redis is not reachable", user=verbose.escape(name)
             )
             return succeed(False)
-        claim = commands.execute_command(
-            "SET", self._key_prefix + name, self.node_id, "NX", "PX", self._ttl_ms
+        claim = maybeDeferred(
+            commands.execute_command,
+            "SET",
+            self._key_prefix + name,
+            self.node_id,
+            "NX",
+            "PX",
+            self._ttl_ms,
         )
         return claim.addCallbacks(
             self._claimed, self._claim_failed, (name, recipient), None, (name,)
@@ -484,6 +490,13 @@ class RedisRouter:
 
     def _end_of_turn(self) -> None:
         """Look up where this turn's recipients are, then publish in order."""
+        try:
+            self._gathered()
+        except Exception:  # a bug: drop this turn's messages, keep relaying
+            self.log.failure("relaying to other nodes failed")
+            self._drop_outgoing("internal error")
+
+    def _gathered(self) -> None:
         self._publish_call = None
         batch = _Batch(self._gathering)
         self._gathering = []
@@ -516,11 +529,15 @@ class RedisRouter:
     def _pump(self) -> None:
         """Publish queued batches, in order, as far as the window allows."""
         queue = self._outgoing
-        while queue and self._commands is not None:
-            batch = queue[0]
-            if batch.owners is None or not self._publish(batch):
-                return  # waiting for Redis to say where, or for room in the window
-            queue.popleft()
+        try:
+            while queue and self._commands is not None:
+                batch = queue[0]
+                if batch.owners is None or not self._publish(batch):
+                    return  # waiting for Redis to say where, or for room in the window
+                queue.popleft()
+        except Exception:  # a bug: drop what waits rather than stall relaying for good
+            self.log.failure("relaying to other nodes failed")
+            self._drop_outgoing("internal error")
         if not queue:
             self._fire_drained()
 
@@ -651,10 +668,17 @@ class RedisRouter:
 
     def _relay_received(self, channel: bytes, data: bytes) -> None:
         try:
-            for message in relay_wire.decode_batch(data):
-                self._relay_message(channel, message)
+            messages = relay_wire.decode_batch(data)
         except relay_wire.RelayFormatError as error:
-            self.log.warn("bad relay message on {channel}: {error}", channel=channel, error=error)
+            self.log.warn("bad relay batch on {channel}: {error}", channel=channel, error=error)
+            return
+        for message in messages:
+            try:
+                self._relay_message(channel, message)
+            except relay_wire.RelayFormatError as error:
+                self.log.warn("bad relay message on {channel}: {e}", channel=channel, e=error)
+            except Exception:  # a bug: lose this message, not the connection or the others
+                self.log.failure("handling a relayed message failed")
 
     def _relay_message(self, channel: bytes, data: bytes) -> None:
         header, payload = relay_wire.decode(data)
@@ -737,7 +761,7 @@ class RedisRouter:
                 count=self._dropped_while_away,
             )
             self._dropped_while_away = 0
-        self._refresh_claims()  # after a Redis restart: the registry is made again
+        self._maintain()  # after a Redis restart: the registry is made again at once
 
     def _commands_down(self, connection: txredisapi.RedisProtocol) -> None:
         if self._commands is not connection:
@@ -769,8 +793,18 @@ class RedisRouter:
     # -- claims --------------------------------------------------------------
 
     def _maintain(self) -> None:
-        """Refresh the claims, and drop big incoming messages whose sender went quiet."""
-        self._refresh_claims()
+        """Refresh the claims, and drop big incoming messages whose sender went quiet.
+
+        Nothing may escape: the LoopingCall would stop, the claims would lapse
+        and every user here would lose their id to the next login elsewhere.
+        """
+        try:
+            self._refresh_claims()
+            self._drop_stale_incoming()
+        except Exception:
+            self.log.failure("cluster maintenance failed; it runs again next time")
+
+    def _drop_stale_incoming(self) -> None:
         deadline = self._reactor.seconds() - self.limits.cluster_ttl_s
         for origin, message in list(self._incoming.items()):
             if message.last_piece_at < deadline:
@@ -804,7 +838,10 @@ class RedisRouter:
                 user=verbose.escape(name),
             )
             self._local.unregister(name, recipient)
-            recipient.disconnect("userid taken on another node")
+            try:
+                recipient.disconnect("userid taken on another node")
+            except Exception:
+                self.log.failure("disconnecting {user} failed", user=verbose.escape(name))
 
     def _refresh_failed(self, failure: Failure) -> None:
         self.log.info("refreshing claims failed: {error}", error=failure.getErrorMessage())
@@ -814,9 +851,10 @@ class RedisRouter:
         if commands is None:
             return  # the claims lapse after the TTL
         keys = [self._key_prefix + name for name in names]
-        released = commands.eval(_RELEASE_SCRIPT, keys, [self.node_id])
+        released = maybeDeferred(commands.eval, _RELEASE_SCRIPT, keys, [self.node_id])
         released.addErrback(
             lambda failure: self.log.info(
-                "releasing claims failed: {error}", error=failure.getErrorMessage()
+                "releasing claims failed (they lapse after the TTL): {error}",
+                error=failure.getErrorMessage(),
             )
         )

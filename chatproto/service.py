@@ -192,8 +192,11 @@ class ChatService(service.Service):
             if seen > deadline:
                 break
             self._last_seen.pop(client, None)
-            self.note(client, "UDP session expired")
-            self._disconnect(client, "UDP session expired")
+            try:  # one bad session must not stop the sweep (the LoopingCall would end)
+                self.note(client, "UDP session expired")
+                self._disconnect(client, "UDP session expired")
+            except Exception:
+                self.log.failure("expiring {who} failed", who=self.describe(client))
 
     # -- messages ------------------------------------------------------------
 

@@ -344,3 +344,33 @@ def test_stop_waits_for_redis_at_most_the_timeout(
     assert service.stats.messages_not_relayed == {"server stopping": 1}
     redis.named("MGET")[0][1].callback([b"n2"])  # too late: nothing is published
     assert redis.published() == []
+
+
+def test_a_failing_delivery_of_a_relayed_message_spares_the_rest(
+    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+) -> None:
+    bob = log_in(service, redis, b"bob")
+
+    def broken(delivery):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    carol = log_in(service, redis, b"carol")
+    carol.deliver = broken  # type: ignore[method-assign]
+    relay(router, NODE_CHANNEL, b"S n2 1 2 alice carol\nhi", b"S n2 2 3 alice bob\nyou")
+    assert bob.received() == [(b"alice", b"you")]
+
+
+def test_maintenance_goes_on_after_a_failure(
+    service: ChatService, router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock
+) -> None:
+    log_in(service, redis, b"alice")
+    calls = []
+
+    def failing_eval(script, keys, args):  # type: ignore[no-untyped-def]
+        calls.append(keys)
+        raise RuntimeError("a bug")
+
+    redis.eval = failing_eval  # type: ignore[method-assign]
+    clock.advance(service.limits.cluster_ttl_s / 3)
+    clock.advance(service.limits.cluster_ttl_s / 3)
+    assert len(calls) == 2  # the LoopingCall survived the first failure
