@@ -13,8 +13,9 @@ and, in Redis:
 - **relays** a message for users it does not hold: it asks Redis where they
   are (``MGET`` of their claims) and publishes the message to each node's
   channel ``chatproto:<db>:node:<node>``; a BROADCAST goes once to
-  ``chatproto:<db>:broadcast``. Messages are encoded by
-  :mod:`chatproto.relay_wire`. A body bigger than :data:`RELAY_PIECE_BYTES`
+  ``chatproto:<db>:broadcast``. The messages of one reactor turn share one
+  ``MGET``, and consecutive ones for one channel one ``PUBLISH`` (a batch,
+  encoded by :mod:`chatproto.relay_wire`). A body bigger than :data:`RELAY_PIECE_BYTES`
   is published in pieces, at most :data:`RELAY_WINDOW_BYTES` of them
   unanswered at a time, and the receiving node puts them together in its own
   spool before delivering (store-and-forward, PROTOCOL §4).
