@@ -65,6 +65,20 @@ RELAY_WINDOW_BYTES = 1024 * 1024
 #: Userids claimed or refreshed by one script call.
 CLAIMS_PER_CALL = 1000
 
+# Claim a userid: SET NX PX, atomic. A claim this node already holds in Redis
+# but not locally (one whose answer was lost to a timeout, or whose release
+# did not reach Redis) is this node's to take again. Returns 1 if claimed.
+_CLAIM_SCRIPT = b"""
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return 0
+"""
+
 # Keep each claim of ours alive; make it again if Redis lost it. Returns the
 # (1-based) indexes of the keys another node holds now.
 _REFRESH_SCRIPT = b"""
@@ -348,6 +362,7 @@ class RedisRouter:
         self._unanswered_bytes = 0
         self._message_ids = itertools.count(1)
         self._incoming: dict[bytes, _Incoming] = {}  # by the node sending it
+        self._doubtful: set[bytes] = set()  # claims whose answer was lost
         self._dropped_while_away = 0
         self._backlog_full = False
         self._was_connected = False
@@ -418,27 +433,22 @@ class RedisRouter:
                 "login of {user} refused: Redis is not reachable", user=verbose.escape(name)
             )
             return succeed(False)
-        claim = maybeDeferred(
-            commands.execute_command,
-            "SET",
-            self._key_prefix + name,
-            self.node_id,
-            "NX",
-            "PX",
-            self._ttl_ms,
-        )
+        key = self._key_prefix + name
+        claim = maybeDeferred(commands.eval, _CLAIM_SCRIPT, [key], [self.node_id, self._ttl_ms])
         return claim.addCallbacks(
             self._claimed, self._claim_failed, (name, recipient), None, (name,)
         )
 
     def _claimed(self, reply: object, name: bytes, recipient: IRecipient) -> bool:
-        if reply not in (b"OK", "OK"):
-            return False  # someone, here or on another node, holds it
-        if not self._local.claim(name, recipient):
-            return False  # only if Redis lost our claim of it meanwhile
-        return True
+        if reply != 1:
+            return False  # another node holds it
+        # False if another client here claimed it first, in the same round trip.
+        return self._local.claim(name, recipient)
 
     def _claim_failed(self, failure: Failure, name: bytes) -> bool:
+        # Redis may still carry the claim out (a timeout): it is released
+        # when Redis answers again, unless someone here holds the id by then.
+        self._doubtful.add(name)
         self.log.info(
             "login of {user} refused: Redis did not answer ({error})",
             user=verbose.escape(name),
@@ -801,6 +811,7 @@ class RedisRouter:
         """
         try:
             self._refresh_claims()
+            self._release_doubtful_claims()
             self._drop_stale_incoming()
         except Exception:
             self.log.failure("cluster maintenance failed; it runs again next time")
@@ -827,6 +838,12 @@ class RedisRouter:
             keys = [self._key_prefix + name for name in batch]
             refreshed = commands.eval(_REFRESH_SCRIPT, keys, args)
             refreshed.addCallbacks(self._refreshed, self._refresh_failed, (batch,))
+
+    def _release_doubtful_claims(self) -> None:
+        if self._commands is None or not self._doubtful:
+            return
+        doubtful, self._doubtful = self._doubtful, set()
+        self._release([name for name in doubtful if self._local.lookup(name) is None])
 
     def _refreshed(self, taken: list[int], batch: list[bytes]) -> None:
         for index in taken:

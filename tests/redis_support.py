@@ -8,6 +8,7 @@ installs it from Debian's packages and sets it, so there they fail instead).
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -85,6 +86,16 @@ class RedisServer:
         if self._process is not None:
             stop_process(self._process)
             self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing is answered."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server go on (SIGCONT)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     def restart(self) -> None:
         """Stop the server and start an empty one on the same port."""

@@ -348,3 +348,23 @@ def test_redis_with_a_password(start_node, tcp, tmp_path) -> None:
         assert wrong.process.poll() is None
     finally:
         guarded.stop()
+
+
+def test_a_hung_redis_is_given_up_on_after_the_timeout(start_node, tcp, redis) -> None:
+    """Redis stops answering (SIGSTOP): a login waits at most --cluster-timeout, then ERROR;
+    the node stays up and serves local traffic, and recovers when Redis answers again."""
+    node = start_node("chat_server", "--cluster-timeout", "1")
+    alice, dave = tcp(node.ports[0]), tcp(node.ports[0])
+    login_when_ready(alice, b"alice")
+    login_when_ready(dave, b"dave")
+    redis.pause()
+    try:
+        carol = tcp(node.ports[0])
+        carol.send(b"ME IS carol\n")
+        alice.send(b"SEND dave\n5\nlocal")
+        assert dave.recv_delivery() == (b"alice", b"local", False)  # not held up by Redis
+        carol.expect(b"ERROR\n", seconds=5)  # after the 1 s timeout, not never
+    finally:
+        redis.resume()
+    login_when_free(carol, b"carol")
+    assert node.process.poll() is None

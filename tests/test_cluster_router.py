@@ -48,6 +48,10 @@ class ScriptedRedis:
     def named(self, command: str) -> list[tuple[tuple, Deferred]]:
         return [(args, reply) for args, reply in self.commands if args[0] == command]
 
+    def scripts(self, marker: bytes) -> list[tuple[tuple, Deferred]]:
+        """The EVALs of the script that holds ``marker`` (e.g. b"DEL" for the release)."""
+        return [(args, reply) for args, reply in self.named("EVAL") if marker in args[1]]
+
     def published(self) -> list[tuple[bytes, list[bytes]]]:
         """Each PUBLISH: its channel and the relay messages of its batch."""
         return [(args[1], relay_wire.decode_batch(args[2])) for args, _ in self.named("PUBLISH")]
@@ -94,8 +98,8 @@ def log_in(service: ChatService, redis: ScriptedRedis, name: bytes) -> FakeClien
     client = FakeClient()
     claim = service.login(client, name)
     args, reply = redis.commands[-1]
-    assert args == ("SET", PREFIX + name, NODE, "NX", "PX", 30_000)
-    reply.callback("OK")
+    assert (args[0], args[2], args[3]) == ("EVAL", [PREFIX + name], [NODE, 30_000])
+    reply.callback(1)
     assert answer(claim) is True
     client.name = name
     return client
@@ -119,7 +123,7 @@ def spooled_body(service: ChatService, size: int) -> MessageBody:
 def test_claims_are_answered_by_redis(service: ChatService, redis: ScriptedRedis) -> None:
     log_in(service, redis, b"alice")
     taken = service.login(FakeClient(), b"bob")
-    redis.commands[-1][1].callback(None)  # SET NX found the key: someone has it
+    redis.commands[-1][1].callback(0)  # another node holds it
     assert answer(taken) is False
     failed = service.login(FakeClient(), b"carol")
     redis.commands[-1][1].errback(ConnectionError("lost"))
@@ -130,7 +134,7 @@ def test_claims_are_answered_by_redis(service: ChatService, redis: ScriptedRedis
 def test_no_login_without_redis(service: ChatService, router: RedisRouter, redis) -> None:
     router._subscriber_down(redis)  # not listening: could not receive anything
     assert answer(service.login(FakeClient(), b"alice")) is False
-    assert redis.named("SET") == []
+    assert redis.named("EVAL") == []
 
 
 def test_a_turn_is_published_in_runs_that_keep_the_order(
@@ -141,7 +145,7 @@ def test_a_turn_is_published_in_runs_that_keep_the_order(
     service.send(alice, [b"bob"], ShortBody(b"two"))
     service.send(alice, None, ShortBody(b"three"))
     service.send(alice, [b"bob"], ShortBody(b"four"))
-    assert redis.commands[-1][0][0] == "SET"  # nothing until the end of the turn
+    assert redis.named("MGET") == []  # nothing until the end of the turn
     clock.advance(0)
     ((mget, where),) = redis.named("MGET")
     assert mget == ("MGET", PREFIX + b"bob")  # one lookup for the turn
@@ -307,7 +311,7 @@ def test_refresh_disconnects_a_user_whose_id_another_node_took(
     alice = log_in(service, redis, b"alice")
     bob = log_in(service, redis, b"bob")
     clock.advance(service.limits.cluster_ttl_s / 3)
-    ((args, refreshed),) = redis.named("EVAL")
+    ((args, refreshed),) = redis.scripts(b"table.insert")  # the refresh
     assert args[2] == [PREFIX + b"alice", PREFIX + b"bob"]
     refreshed.callback([2])  # bob's claim is held by another node now
     assert bob.disconnected == ["userid taken on another node"]
@@ -318,7 +322,7 @@ def test_refresh_disconnects_a_user_whose_id_another_node_took(
 def test_logout_releases_the_claim(service: ChatService, redis: ScriptedRedis) -> None:
     alice = log_in(service, redis, b"alice")
     service.logout(alice)
-    ((args, _),) = redis.named("EVAL")
+    ((args, _),) = redis.scripts(b"DEL")
     assert (args[2], args[3]) == ([PREFIX + b"alice"], [NODE])
 
 
@@ -374,3 +378,15 @@ def test_maintenance_goes_on_after_a_failure(
     clock.advance(service.limits.cluster_ttl_s / 3)
     clock.advance(service.limits.cluster_ttl_s / 3)
     assert len(calls) == 2  # the LoopingCall survived the first failure
+
+
+def test_a_claim_whose_answer_was_lost_is_released_when_redis_answers_again(
+    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+) -> None:
+    lost = service.login(FakeClient(), b"carol")
+    redis.commands[-1][1].errback(ConnectionError("timed out"))  # Redis may still do it
+    assert answer(lost) is False
+    router._commands_down(redis)
+    router._commands_up(redis)  # back: the doubtful claim is given back
+    ((args, _),) = redis.scripts(b"DEL")
+    assert args[2] == [PREFIX + b"carol"]
