@@ -87,7 +87,20 @@ class ClientSession:
         answer.addCallbacks(self._login_answered, self._login_failed, (event.user,))
 
     def _login_answered(self, claimed: bool, user: bytes) -> None:
-        """The router answered: reply, then go on with what the client sent meanwhile."""
+        """The router answered: reply, then go on with what the client sent meanwhile.
+
+        This runs from a Deferred (a Redis reply), outside the protocol's own
+        guard, so a failure here closes this client itself (STYLE §6).
+        """
+        try:
+            self._answer_login(claimed, user)
+        except Exception:
+            self._service.log.failure(
+                "handling the input of {who} failed", who=self._service.describe(self.client)
+            )
+            self.client.disconnect("internal error")
+
+    def _answer_login(self, claimed: bool, user: bytes) -> None:
         client = self.client
         if self._closed:  # gone while waiting: give the userid back
             if claimed:

@@ -158,3 +158,21 @@ def test_udp_datagrams_past_the_hold_limit_are_dropped() -> None:
     router.answer()
     deliveries = take(bob_wire).count(b"FROM carol\n")
     assert deliveries == 10
+
+
+def test_a_failure_after_a_late_answer_closes_only_that_client() -> None:
+    router = AnsweringLaterRouter()
+    service = service_with(router)
+    alice, wire = connect(service)
+    alice.dataReceived(b"ME IS alice\nSEND bob\n2\nhi")
+
+    def broken(*args):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    service.send = broken  # type: ignore[method-assign]
+    router.answer()  # the held SEND fails: logged, and alice's connection closed
+    assert wire.disconnecting
+    bob, bob_wire = connect(service, port=40001)
+    bob.dataReceived(b"ME IS bob\n")
+    router.answer()
+    assert take(bob_wire) == b"OK\n"
