@@ -49,9 +49,10 @@ class Limits:
         cluster_timeout_s: with ``--cluster``, how long a Redis command may
             go unanswered before the connection is dropped and made again
             (``--cluster-timeout``).
-        max_relay_backlog_bytes: with ``--cluster``, bytes of messages for
-            other nodes waiting to be published; past it more are dropped
-            and counted (``--max-relay-backlog``).
+        max_relay_backlog_bytes: with ``--cluster``, memory held by messages
+            for other nodes waiting to be published (their bytes and a
+            measured overhead each); past it more are dropped and counted
+            (``--max-relay-backlog``).
         max_held_commands: commands a UDP client may send while its login
             is being answered (with ``--cluster``, a Redis round trip); more
             are dropped (``--max-held-commands``). TCP stops reading instead.

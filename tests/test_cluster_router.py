@@ -13,7 +13,12 @@ from twisted.internet.testing import MemoryReactorClock
 
 from chatproto import relay_wire
 from chatproto.argtypes import RedisAddress
-from chatproto.cluster import RELAY_PIECE_BYTES, RELAY_WINDOW_BYTES, RedisRouter
+from chatproto.cluster import (
+    RELAY_ENTRY_OVERHEAD_BYTES,
+    RELAY_PIECE_BYTES,
+    RELAY_WINDOW_BYTES,
+    RedisRouter,
+)
 from chatproto.limits import Limits
 from chatproto.message import MessageBody, ShortBody
 from chatproto.service import ChatService
@@ -216,7 +221,9 @@ def test_big_body_goes_in_pieces_within_the_window(
 def test_relay_backlog_limit_drops_and_counts(
     clock: MemoryReactorClock, redis: ScriptedRedis
 ) -> None:
-    limits = Limits(max_relay_backlog_bytes=100)
+    """Queued messages count their bytes and a per-message overhead against the limit."""
+    limit = 2 * (40 + RELAY_ENTRY_OVERHEAD_BYTES)
+    limits = Limits(max_relay_backlog_bytes=limit)
     router = RedisRouter(RedisAddress(), clock, limits, node_id=NODE)
     service = ChatService(clock, limits, router=router, random_messages=False)
     service.startService()
@@ -225,7 +232,7 @@ def test_relay_backlog_limit_drops_and_counts(
     alice = log_in(service, redis, b"alice")
     for _ in range(3):
         service.send(alice, None, ShortBody(b"x" * 40))
-    assert service.stats.messages_not_relayed == {"relay backlog full": 1}  # 3 x 40 > 100
+    assert service.stats.messages_not_relayed == {"relay backlog full": 1}  # the third
     clock.advance(0)
     ((_, messages),) = redis.published()
     assert len(messages) == 2
