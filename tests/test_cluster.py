@@ -368,3 +368,27 @@ def test_a_hung_redis_is_given_up_on_after_the_timeout(start_node, tcp, redis) -
         redis.resume()
     login_when_free(carol, b"carol")
     assert node.process.poll() is None
+
+
+def test_a_big_message_crossing_a_redis_restart_arrives_whole_or_not_at_all(
+    start_node, tcp, redis
+) -> None:
+    node_a, node_b = start_node(), start_node()
+    alice, bob = tcp(node_a.ports[0]), tcp(node_b.ports[0])
+    login_when_ready(alice, b"alice")
+    login_when_ready(bob, b"bob")
+    data = os.urandom(20 * 1024 * 1024)
+    alice.send(b"SEND bob\n" + chunked_body(data))
+    redis.restart()  # somewhere during the relay, or before or after it
+    login_when_ready(tcp(node_b.ports[0]), b"probe")  # node B is back in the cluster
+    deadline = Deadline()
+    for attempt in range(1000):  # a marker that gets through shows what came before it
+        alice.send(encode_message([b"bob"], b"marker %d" % attempt))
+        if has_data(bob):
+            break
+        assert not deadline.expired(), "relaying did not resume"
+    sender, body, chunked = bob.recv_delivery()
+    if chunked:  # the big one made it: whole
+        assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+        sender, body, chunked = bob.recv_delivery()
+    assert (sender, chunked) == (b"alice", False) and body.startswith(b"marker ")
