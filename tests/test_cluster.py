@@ -392,3 +392,15 @@ def test_a_big_message_crossing_a_redis_restart_arrives_whole_or_not_at_all(
         assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
         sender, body, chunked = bob.recv_delivery()
     assert (sender, chunked) == (b"alice", False) and body.startswith(b"marker ")
+
+
+def test_a_node_stopped_cleanly_gives_its_ids_back_at_once(start_node, tcp, redis) -> None:
+    node_a = start_node("chat_server", "--cluster-ttl", "300")
+    node_b = start_node()
+    for name in (b"alice", b"dave"):
+        login_when_ready(tcp(node_a.ports[0]), name)
+    assert node_a.stop() == 0  # SIGTERM
+    assert [key for key in redis.keys() if key.startswith(b"chatproto:0:user:")] == []
+    other = tcp(node_b.ports[0])
+    other.send(b"ME IS alice\n")
+    other.expect(b"OK\n")  # not after the 300 s TTL: now
