@@ -6,6 +6,7 @@ expected), never a bare sleep. Servers bind 127.0.0.1 only.
 """
 
 import os
+import random
 import re
 import signal
 import socket
@@ -55,23 +56,38 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def free_port(attempts: int = 50, host: str = HOST) -> int:
+def _ephemeral_port_range() -> tuple[int, int]:
+    """The ports the kernel gives to outgoing connections (Linux), or its default."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(attempts: int = 200, host: str = HOST) -> int:
     """Return a port free on ``host`` (127.0.0.1 by default) for both TCP and UDP.
 
-    Binds TCP to port 0, then UDP to the same number; retries a bounded
-    number of times when the UDP side is taken.
+    The port is picked outside the kernel's ephemeral range: a port from it
+    could be handed, between this check and the server's bind, to an outgoing
+    connection (a server's own connection to Redis, a test client), and the
+    server would then fail to listen. Tries a bounded number of random ports.
     """
     family = _family(host)
+    low, high = _ephemeral_port_range()
+    below = (10000, low - 1) if low - 10000 >= 2000 else (high + 1, 65535)
     for _ in range(attempts):
-        with socket.socket(family, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(family, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
-                return port
+        port = random.randint(*below)
+        with (
+            socket.socket(family, socket.SOCK_STREAM) as tcp,
+            socket.socket(family, socket.SOCK_DGRAM) as udp,
+        ):
+            try:
+                tcp.bind((host, port))
+                udp.bind((host, port))
+            except OSError:
+                continue
+            return port
     raise RuntimeError(f"no port free for TCP and UDP after {attempts} attempts")
 
 
