@@ -27,6 +27,7 @@ from chatproto.codec import (
 )
 from chatproto.events import NEED_DATA
 from chatproto.limits import Limits
+from tests.decoding import drain, feed_pieces, is_fatal
 
 DEFAULT = Limits()
 SMALL = Limits(max_line_bytes=16, max_message_bytes=1000)
@@ -45,35 +46,12 @@ EVENT_TYPES = typing.get_args(client_codec.ServerEvent)
 # -- helpers ----------------------------------------------------------------
 
 
-def _drain(decoder: ClientDecoder, events: list[ServerEvent]) -> None:
-    """Append events until ``NEED_DATA``; after a fatal one, check it repeats and stop."""
-    while True:
-        if events and isinstance(events[-1], Malformed) and events[-1].fatal:
-            assert decoder.next_event() == events[-1]
-            return
-        event = decoder.next_event()
-        if event is NEED_DATA:
-            return
-        events.append(event)
-
-
 def _feed_pieces(
     pieces: list[bytes], limits: Limits, eof: bool = False
 ) -> tuple[list[ServerEvent], ClientDecoder]:
     """Feed ``pieces`` to a fresh decoder, draining after each; return events and decoder."""
     decoder = ClientDecoder(limits)
-    events: list[ServerEvent] = []
-    for piece in pieces:
-        decoder.feed(piece)
-        _drain(decoder, events)
-    if eof:
-        decoder.eof()
-        _drain(decoder, events)
-    return events, decoder
-
-
-def _is_fatal(events: list[ServerEvent]) -> bool:
-    return bool(events) and isinstance(events[-1], Malformed) and events[-1].fatal
+    return feed_pieces(decoder, pieces, eof), decoder
 
 
 def decode_all_ways(data: bytes, limits: Limits = DEFAULT, eof: bool = False) -> list[ServerEvent]:
@@ -92,7 +70,7 @@ def decode_all_ways(data: bytes, limits: Limits = DEFAULT, eof: bool = False) ->
     longer, _ = _feed_pieces([data + TRAILER], limits)
     assert longer[: len(base)] == base, "with a next frame appended"
     at_boundary = not decoder.is_mid_delivery and decoder.buffered_bytes == 0
-    if at_boundary and not _is_fatal(base):
+    if at_boundary and not is_fatal(base):
         assert longer == [*base, TRAILER_EVENT], "the next frame parses after the input"
     assert all(event.data for event in expected if isinstance(event, DeliveryData))
     return expected
@@ -295,7 +273,7 @@ def test_default_limit_is_the_servers_64_mib() -> None:
             pass
     decoder.feed(b"C%d\n" % rest + b"x" * rest + b"C1\n")
     events: list[ServerEvent] = []
-    _drain(decoder, events)
+    drain(decoder, events)
     assert events == [DeliveryData(b"x" * rest), Malformed("message too large", True, b"C1")]
 
 
@@ -455,8 +433,8 @@ def test_property_arbitrary_bytes_never_break_the_decoder(raw: bytes, data: st.D
     events: list[ServerEvent] = []
     for i, j in zip([0, *cuts], [*cuts, len(raw)], strict=True):
         decoder.feed(raw[i:j])
-        _drain(decoder, events)
+        drain(decoder, events)
         assert decoder.buffered_bytes <= bound
     decoder.eof()
-    _drain(decoder, events)
+    drain(decoder, events)
     assert all(isinstance(event, EVENT_TYPES) for event in events)

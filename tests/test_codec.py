@@ -35,6 +35,7 @@ from chatproto.events import (
     ShortMessage,
 )
 from chatproto.limits import Limits
+from tests.decoding import drain, feed_pieces, is_fatal
 
 DEFAULT = Limits()
 SMALL_LINES = Limits(max_line_bytes=16)
@@ -53,35 +54,12 @@ EVENT_TYPES = typing.get_args(events_module.Event)
 # -- helpers ----------------------------------------------------------------
 
 
-def _drain(decoder: Decoder, events: list[Event]) -> None:
-    """Append events until ``NEED_DATA``; after a fatal one, check it repeats and stop."""
-    while True:
-        if events and isinstance(events[-1], Rejected) and events[-1].fatal:
-            assert decoder.next_event() == events[-1]
-            return
-        event = decoder.next_event()
-        if event is NEED_DATA:
-            return
-        events.append(event)
-
-
 def _feed_pieces(
     pieces: list[bytes], limits: Limits, eof: bool = False
 ) -> tuple[list[Event], Decoder]:
     """Feed ``pieces`` to a fresh decoder, draining after each; return events and decoder."""
     decoder = Decoder(limits)
-    events: list[Event] = []
-    for piece in pieces:
-        decoder.feed(piece)
-        _drain(decoder, events)
-    if eof:
-        decoder.eof()
-        _drain(decoder, events)
-    return events, decoder
-
-
-def _is_fatal(events: list[Event]) -> bool:
-    return bool(events) and isinstance(events[-1], Rejected) and events[-1].fatal
+    return feed_pieces(decoder, pieces, eof), decoder
 
 
 def _assert_well_formed(events: list[Event]) -> None:
@@ -94,7 +72,7 @@ def _assert_well_formed(events: list[Event]) -> None:
     """
     in_message = False
     for i, event in enumerate(events):
-        assert not _is_fatal(events[:i]), f"event {i} after a fatal Rejected"
+        assert not is_fatal(events[:i]), f"event {i} after a fatal Rejected"
         if in_message:
             assert isinstance(event, (BodyData, MessageEnd, Rejected)), f"event {i} mid-message"
             if isinstance(event, BodyData):
@@ -125,7 +103,7 @@ def decode_all_ways(data: bytes, limits: Limits = DEFAULT, eof: bool = False) ->
     longer, _ = _feed_pieces([data + TRAILER], limits)
     assert longer[: len(base)] == base, "with a next command appended"
     at_boundary = not decoder.is_mid_message and decoder.buffered_bytes == 0
-    if at_boundary and not _is_fatal(base):
+    if at_boundary and not is_fatal(base):
         assert longer == [*base, TRAILER_EVENT], "the next command parses after the input"
     _assert_well_formed(expected)
     return expected
@@ -1449,10 +1427,10 @@ def _check_decoder_survives(pieces: list[bytes], limits: Limits) -> None:
     events: list[Event] = []
     for piece in pieces:
         decoder.feed(piece)
-        _drain(decoder, events)
+        drain(decoder, events)
         assert decoder.buffered_bytes <= bound
     decoder.eof()
-    _drain(decoder, events)
+    drain(decoder, events)
     assert decoder.buffered_bytes <= bound
     assert all(isinstance(event, EVENT_TYPES) for event in events)
     _assert_well_formed(events)

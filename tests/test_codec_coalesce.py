@@ -10,40 +10,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatproto.codec import Decoder
-from chatproto.events import NEED_DATA, BodyData, BodyFrames, Event, Rejected
+from chatproto.events import BodyData, BodyFrames, Event, Rejected
 from chatproto.limits import Limits
 from chatproto.message import split_frames
+from tests.decoding import feed_pieces
 
 
 def decode(data: bytes, cuts: list[int], coalesce: bool, limits: Limits) -> list[Event]:
     """Feed ``data`` cut at ``cuts``, then end it; return every event."""
-    decoder = Decoder(limits, coalesce_chunks=coalesce)
-    events: list[Event] = []
     bounds = sorted({min(cut, len(data)) for cut in cuts} | {0, len(data)})
-    for start, end in zip(bounds, bounds[1:], strict=False):
-        decoder.feed(data[start:end])
-        events.extend(drain(decoder))
-        if is_fatal(events):
-            return events  # the decoder repeats it for ever
-    decoder.eof()
-    events.extend(drain(decoder))
-    return events
-
-
-def is_fatal(events: list[Event]) -> bool:
-    return bool(events) and isinstance(events[-1], Rejected) and events[-1].fatal
-
-
-def drain(decoder: Decoder) -> list[Event]:
-    events: list[Event] = []
-    for _ in range(100_000):
-        event = decoder.next_event()
-        if event is NEED_DATA:
-            return events
-        events.append(event)
-        if isinstance(event, Rejected) and event.fatal:
-            return events
-    raise AssertionError("decoder did not settle")
+    pieces = [data[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
+    return feed_pieces(Decoder(limits, coalesce_chunks=coalesce), pieces, eof=True)
 
 
 def messages(events: list[Event]) -> list[object]:

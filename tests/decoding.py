@@ -1,0 +1,40 @@
+"""Helpers shared by the decoder tests: feed bytes in pieces and drain every event.
+
+Both sans-I/O decoders, the server's ``codec.Decoder`` and the client's
+``client_codec.ClientDecoder``, have one shape: ``feed``/``eof``/``next_event``,
+``NEED_DATA`` when nothing is complete, and a fatal event (one with
+``fatal`` true) that every later call repeats.
+"""
+
+from typing import Any
+
+from chatproto.events import NEED_DATA
+
+
+def is_fatal(events: list[Any]) -> bool:
+    """Whether the last event is a fatal one."""
+    return bool(events) and getattr(events[-1], "fatal", False) is True
+
+
+def drain(decoder: Any, events: list[Any]) -> None:
+    """Append events until ``NEED_DATA``; after a fatal one, check it repeats and stop."""
+    while True:
+        if is_fatal(events):
+            assert decoder.next_event() == events[-1]
+            return
+        event = decoder.next_event()
+        if event is NEED_DATA:
+            return
+        events.append(event)
+
+
+def feed_pieces(decoder: Any, pieces: list[bytes], eof: bool = False) -> list[Any]:
+    """Feed ``pieces`` to ``decoder``, draining after each (and after ``eof``); return events."""
+    events: list[Any] = []
+    for piece in pieces:
+        decoder.feed(piece)
+        drain(decoder, events)
+    if eof:
+        decoder.eof()
+        drain(decoder, events)
+    return events
