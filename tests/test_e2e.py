@@ -11,14 +11,13 @@ import re
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from chatproto.codec import encode_login, encode_message
+from chatproto.codec import encode_message
 from chatproto.service import CANNED_LINES
 from tests.e2e_support import (
     CHAT_SERVER,
@@ -26,11 +25,10 @@ from tests.e2e_support import (
     LAUNCHERS,
     TIMEOUT_S,
     Daemon,
-    Deadline,
     Server,
-    TcpClient,
     free_port,
     free_ports,
+    login_when_free,
     server_env,
 )
 
@@ -53,21 +51,6 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     yield start
     for server in servers:
         server.stop()
-
-
-def relogin(client: TcpClient, user: bytes, attempts: int = 500) -> None:
-    """Send ``ME IS user`` until ``OK`` (bounded): the userid is freed asynchronously."""
-    deadline = Deadline()
-    for attempt in range(attempts):
-        client.send(encode_login(user))
-        reply = client.recv_line()
-        if reply == b"OK\n":
-            return
-        assert reply == b"ERROR\n"
-        if deadline.expired():
-            break
-        time.sleep(min(0.001 * (attempt + 1), 0.05))
-    raise AssertionError(f"{user!r} still taken after {attempts} attempts / {deadline.seconds} s")
 
 
 # -- 1. login, duplicate, SEND, BROADCAST across two ports ---------------------------------
@@ -214,7 +197,7 @@ def test_sender_killed_mid_message_delivers_nothing(launcher, kill, start_server
     else:
         alice.reset()
     alice_again = tcp(port_a)
-    relogin(alice_again, b"alice")
+    login_when_free(alice_again, b"alice")
     alice_again.send(encode_message([b"bob"], b"marker"))
     bob.expect(b"FROM alice\n6\nmarker")
 
