@@ -1,12 +1,12 @@
-"""Shared test configuration: a deterministic hypothesis profile, and socket client fixtures."""
+"""Shared test configuration: a hypothesis profile, and server and socket client fixtures."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.e2e_support import TcpClient, UdpClient
+from tests.e2e_support import Server, TcpClient, UdpClient
 from tests.redis_support import RedisServer
 
 settings.register_profile(
@@ -55,3 +55,27 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers on demand, each ready to use; stop them all at teardown.
+
+    ``launch(launcher, ports, extra=(), preexec_fn=None)``: see ``Server.launch``.
+    """
+    servers: list[Server] = []
+
+    def start(
+        launcher: str,
+        ports: list[int],
+        extra: Sequence[str] = (),
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> Server:
+        server = Server.launch(launcher, ports, extra, tmp_path, preexec_fn=preexec_fn)
+        servers.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

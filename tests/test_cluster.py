@@ -4,15 +4,15 @@ Each test starts a real ``redis-server`` on a free loopback port (skipped
 without the binary) and two or three chatproto nodes as subprocesses, and
 talks to them over real TCP and UDP sockets. A node accepts logins only once
 it is connected to Redis and listening on its channels, so a first ``OK``
-(see :func:`login_when_ready`) means the node is in the cluster.
+from ``login_when_free`` (which retries on ``ERROR``) means the node is in
+the cluster.
 """
 
 import hashlib
 import os
 import select
 import signal
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -36,27 +36,16 @@ StartNode = Callable[..., Server]
 
 
 @pytest.fixture
-def start_node(tmp_path: Path, redis: RedisServer) -> Iterator[StartNode]:
-    """Start cluster nodes on demand (random messages off unless asked); stop them at teardown."""
-    nodes: list[Server] = []
+def start_node(launch, redis: RedisServer) -> StartNode:  # type: ignore[no-untyped-def]
+    """Start cluster nodes on demand (random messages off unless asked), ready to use."""
 
     def start(launcher: str = "chat_server", *extra: str, url: str | None = None) -> Server:
         options = ["--cluster", url or redis.url, *extra]
         if "--random-seed" not in extra:
             options.append("--no-random")
-        node = Server.launch(launcher, [free_port()], options, tmp_path)
-        nodes.append(node)
-        node.wait_ready()
-        return node
+        return launch(launcher, [free_port()], options)
 
-    yield start
-    for node in nodes:
-        node.stop()
-
-
-def login_when_ready(client: TcpClient, user: bytes) -> None:
-    """Log in, retrying while the node is not yet in the cluster (bounded)."""
-    login_when_free(client, user)
+    return start
 
 
 def udp_login_when_ready(client: UdpClient, user: bytes) -> None:
@@ -92,10 +81,10 @@ def test_send_reaches_users_on_every_node(launcher, start_node, tcp, udp) -> Non
     alice, dave = tcp(node_a.ports[0]), tcp(node_a.ports[0])
     bob, carol = tcp(node_b.ports[0]), tcp(node_c.ports[0])
     eve = udp(node_b.ports[0])
-    login_when_ready(alice, b"alice")
-    login_when_ready(dave, b"dave")
-    login_when_ready(bob, b"bob")
-    login_when_ready(carol, b"carol")
+    login_when_free(alice, b"alice")
+    login_when_free(dave, b"dave")
+    login_when_free(bob, b"bob")
+    login_when_free(carol, b"carol")
     udp_login_when_ready(eve, b"eve")
 
     alice.send(b"SEND bob carol dave eve nobody\n5\nhello")
@@ -114,7 +103,7 @@ def test_broadcast_reaches_every_node_once(start_node, tcp) -> None:
     users = {}
     for index, name in enumerate([b"alice", b"bob", b"carol", b"dave"]):
         users[name] = tcp(nodes[index % 3].ports[0])
-        login_when_ready(users[name], name)
+        login_when_free(users[name], name)
 
     users[b"bob"].send(b"BROADCAST\n3\nall")
     users[b"bob"].send(b"BROADCAST\n4\nmore")
@@ -127,8 +116,8 @@ def test_order_from_one_sender_is_kept_across_nodes(start_node, tcp) -> None:
     """Short, chunked and broadcast messages from one sender arrive in the order sent."""
     node_a, node_b = start_node(), start_node()
     alice, bob = tcp(node_a.ports[0]), tcp(node_b.ports[0])
-    login_when_ready(alice, b"alice")
-    login_when_ready(bob, b"bob")
+    login_when_free(alice, b"alice")
+    login_when_free(bob, b"bob")
 
     expected = []
     stream = []
@@ -154,7 +143,7 @@ def test_five_megabyte_chunked_message_across_nodes(start_node, tcp) -> None:
     alice = tcp(node_a.ports[0])
     local, bob, carol = tcp(node_a.ports[0]), tcp(node_b.ports[0]), tcp(node_c.ports[0])
     for client, name in ((alice, b"alice"), (local, b"lee"), (bob, b"bob"), (carol, b"carol")):
-        login_when_ready(client, name)
+        login_when_free(client, name)
     data = os.urandom(5 * 1024 * 1024)
     alice.send(b"SEND lee bob carol\n" + chunked_body(data))
     digest = hashlib.sha256(data).hexdigest()
@@ -166,9 +155,9 @@ def test_five_megabyte_chunked_message_across_nodes(start_node, tcp) -> None:
 def test_userid_online_on_one_node_is_refused_on_the_others(start_node, tcp, redis) -> None:
     node_a, node_b = start_node(), start_node()
     alice = tcp(node_a.ports[0])
-    login_when_ready(alice, b"alice")
+    login_when_free(alice, b"alice")
     impostor = tcp(node_b.ports[0])
-    login_when_ready(impostor, b"probe")  # node B is in the cluster
+    login_when_free(impostor, b"probe")  # node B is in the cluster
     impostor2 = tcp(node_b.ports[0])
     impostor2.send(b"ME IS alice\n")
     impostor2.expect(b"ERROR\n")
@@ -184,8 +173,8 @@ def test_killed_node_frees_its_ids_after_the_ttl(start_node, tcp) -> None:
     node_a = start_node("chat_server", "--cluster-ttl", "1")
     node_b = start_node("chat_server", "--cluster-ttl", "1")
     alice = tcp(node_a.ports[0])
-    login_when_ready(alice, b"alice")
-    login_when_ready(tcp(node_b.ports[0]), b"probe")  # node B is in the cluster
+    login_when_free(alice, b"alice")
+    login_when_free(tcp(node_b.ports[0]), b"probe")  # node B is in the cluster
 
     node_a.process.send_signal(signal.SIGKILL)
     node_a.process.wait(timeout=10)
@@ -199,9 +188,9 @@ def test_redis_restart_in_the_middle_of_traffic(start_node, tcp, redis) -> None:
     node_a, node_b = start_node(), start_node()
     alice, dave = tcp(node_a.ports[0]), tcp(node_a.ports[0])
     bob = tcp(node_b.ports[0])
-    login_when_ready(alice, b"alice")
-    login_when_ready(dave, b"dave")
-    login_when_ready(bob, b"bob")
+    login_when_free(alice, b"alice")
+    login_when_free(dave, b"dave")
+    login_when_free(bob, b"bob")
     for index in range(200):
         alice.send(encode_message([b"bob"], b"%d" % index))
     for index in range(200):
@@ -243,8 +232,8 @@ def test_random_messages_are_counted_on_the_recipients_node(start_node, tcp) -> 
     node_a = start_node("chat_server", "--random-seed", "1")
     node_b = start_node("chat_server", "--random-seed", "1")
     alice, bob = tcp(node_a.ports[0]), tcp(node_b.ports[0])
-    login_when_ready(alice, b"alice")
-    login_when_ready(bob, b"bob")
+    login_when_free(alice, b"alice")
+    login_when_free(bob, b"bob")
     for text in (b"one", b"two", b"three"):
         alice.send(encode_message([b"bob"], text))
     assert [bob.recv_delivery() for _ in range(3)] == [
@@ -260,8 +249,8 @@ def test_random_messages_are_counted_on_the_recipients_node(start_node, tcp) -> 
 def test_garbage_on_the_relay_channels_is_ignored(start_node, tcp, redis) -> None:
     node_a, node_b = start_node(), start_node()
     alice, bob = tcp(node_a.ports[0]), tcp(node_b.ports[0])
-    login_when_ready(alice, b"alice")
-    login_when_ready(bob, b"bob")
+    login_when_free(alice, b"alice")
+    login_when_free(bob, b"bob")
     junk_messages = (
         b"",
         b"\n",
@@ -297,8 +286,8 @@ def test_relayed_messages_are_counted_in_the_metrics(start_node, tcp, redis) -> 
     node_a = start_node("chat_server", "--metrics-port", str(metrics_a))
     node_b = start_node("chat_server", "--metrics-port", str(metrics_b))
     alice, bob = tcp(node_a.ports[0]), tcp(node_b.ports[0])
-    login_when_ready(alice, b"alice")
-    login_when_ready(bob, b"bob")
+    login_when_free(alice, b"alice")
+    login_when_free(bob, b"bob")
     for text in (b"one", b"two", b"three"):
         alice.send(encode_message([b"bob"], text))
     alice.send(encode_message(None, b"all"))
@@ -334,8 +323,8 @@ def test_redis_with_a_password(start_node, tcp, tmp_path) -> None:
         node_a = start_node("chat_server", url=guarded.url)
         node_b = start_node("chat_server", url=guarded.url)
         alice, bob = tcp(node_a.ports[0]), tcp(node_b.ports[0])
-        login_when_ready(alice, b"alice")
-        login_when_ready(bob, b"bob")
+        login_when_free(alice, b"alice")
+        login_when_free(bob, b"bob")
         alice.send(b"SEND bob\n2\nhi")
         assert bob.recv_delivery() == (b"alice", b"hi", False)
         assert guarded.keys() and b"chatproto:0:user:alice" in guarded.keys()
@@ -355,8 +344,8 @@ def test_a_hung_redis_is_given_up_on_after_the_timeout(start_node, tcp, redis) -
     the node stays up and serves local traffic, and recovers when Redis answers again."""
     node = start_node("chat_server", "--cluster-timeout", "1")
     alice, dave = tcp(node.ports[0]), tcp(node.ports[0])
-    login_when_ready(alice, b"alice")
-    login_when_ready(dave, b"dave")
+    login_when_free(alice, b"alice")
+    login_when_free(dave, b"dave")
     redis.pause()
     try:
         carol = tcp(node.ports[0])
@@ -375,12 +364,12 @@ def test_a_big_message_crossing_a_redis_restart_arrives_whole_or_not_at_all(
 ) -> None:
     node_a, node_b = start_node(), start_node()
     alice, bob = tcp(node_a.ports[0]), tcp(node_b.ports[0])
-    login_when_ready(alice, b"alice")
-    login_when_ready(bob, b"bob")
+    login_when_free(alice, b"alice")
+    login_when_free(bob, b"bob")
     data = os.urandom(20 * 1024 * 1024)
     alice.send(b"SEND bob\n" + chunked_body(data))
     redis.restart()  # somewhere during the relay, or before or after it
-    login_when_ready(tcp(node_b.ports[0]), b"probe")  # node B is back in the cluster
+    login_when_free(tcp(node_b.ports[0]), b"probe")  # node B is back in the cluster
     # Markers until one gets through: what came before it has come (order per
     # sender); markers sent while a node was away are dropped, like the big one may be.
     deadline = Deadline()
@@ -403,7 +392,7 @@ def test_a_node_stopped_cleanly_gives_its_ids_back_at_once(start_node, tcp, redi
     node_a = start_node("chat_server", "--cluster-ttl", "300")
     node_b = start_node()
     for name in (b"alice", b"dave"):
-        login_when_ready(tcp(node_a.ports[0]), name)
+        login_when_free(tcp(node_a.ports[0]), name)
     assert node_a.stop() == 0  # SIGTERM
     assert [key for key in redis.keys() if key.startswith(b"chatproto:0:user:")] == []
     other = tcp(node_b.ports[0])

@@ -17,7 +17,6 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -45,23 +44,15 @@ StartServer = Callable[..., Server]
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """Start chat_server processes (``--no-random`` plus options), ready; stop them at teardown."""
-    servers: list[Server] = []
+def start_server(launch) -> StartServer:  # type: ignore[no-untyped-def]
+    """Start chat_server processes (``--no-random`` plus options), ready to use."""
 
     def start(
         ports: list[int], *extra: str, preexec_fn: Callable[[], None] | None = None
     ) -> Server:
-        server = Server.launch(
-            "chat_server", ports, ["--no-random", *extra], tmp_path, preexec_fn=preexec_fn
-        )
-        servers.append(server)
-        server.wait_ready()
-        return server
+        return launch("chat_server", ports, ["--no-random", *extra], preexec_fn)
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def delivery(sender: bytes, body: bytes) -> bytes:
