@@ -5,9 +5,10 @@ round trip. Everything runs on StringTransport / FakeDatagramTransport.
 """
 
 from twisted.internet.defer import Deferred
-from twisted.internet.testing import FakeDatagramTransport
+from twisted.internet.testing import FakeDatagramTransport, StringTransport
 
 from chatproto.limits import Limits
+from chatproto.protocol import ChatProtocol
 from chatproto.routing import IRecipient, LocalRouter
 from chatproto.service import ChatService
 from chatproto.udp import ChatDatagramProtocol
@@ -36,14 +37,21 @@ def service_with(router: AnsweringLaterRouter) -> ChatService:
     return make_service(router=router)
 
 
-def test_commands_after_login_wait_for_the_answer_then_run_in_order() -> None:
-    router = AnsweringLaterRouter()
-    service = service_with(router)
+def logged_in_bob(
+    service: ChatService, router: AnsweringLaterRouter
+) -> tuple[ChatProtocol, StringTransport]:
+    """Connect bob over TCP and answer his login; return him with a clean wire."""
     bob, bob_wire = connect(service, port=40001)
-    bob_wire.clear()
     bob.dataReceived(b"ME IS bob\n")
     router.answer()
     assert take(bob_wire) == b"OK\n"
+    return bob, bob_wire
+
+
+def test_commands_after_login_wait_for_the_answer_then_run_in_order() -> None:
+    router = AnsweringLaterRouter()
+    service = service_with(router)
+    bob, bob_wire = logged_in_bob(service, router)
 
     alice, alice_wire = connect(service)
     alice.dataReceived(b"ME IS alice\nSEND bob\n2\nhiSEND bob\n3\nyou")
@@ -93,10 +101,7 @@ def test_client_gone_before_the_answer_gives_the_userid_back() -> None:
 def test_half_close_while_waiting_finishes_the_input_after_the_answer() -> None:
     router = AnsweringLaterRouter()
     service = service_with(router)
-    bob, bob_wire = connect(service, port=40001)
-    bob.dataReceived(b"ME IS bob\n")
-    router.answer()
-    bob_wire.clear()
+    bob, bob_wire = logged_in_bob(service, router)
     alice, wire = connect(service)
     alice.dataReceived(b"ME IS alice\nSEND bob\n2\nhi")
     alice.readConnectionLost()
@@ -110,10 +115,7 @@ def test_half_close_while_waiting_finishes_the_input_after_the_answer() -> None:
 def test_udp_datagrams_wait_for_the_login_answer() -> None:
     router = AnsweringLaterRouter()
     service = service_with(router)
-    bob, bob_wire = connect(service)
-    bob.dataReceived(b"ME IS bob\n")
-    router.answer()
-    bob_wire.clear()
+    bob, bob_wire = logged_in_bob(service, router)
 
     udp = ChatDatagramProtocol(service)
     transport = FakeDatagramTransport()
@@ -145,10 +147,7 @@ def test_refused_udp_login_is_forgotten() -> None:
 def test_udp_datagrams_past_the_hold_limit_are_dropped() -> None:
     router = AnsweringLaterRouter()
     service = make_service(router=router, limits=Limits(max_held_commands=10))
-    bob, bob_wire = connect(service)
-    bob.dataReceived(b"ME IS bob\n")
-    router.answer()
-    bob_wire.clear()
+    bob, bob_wire = logged_in_bob(service, router)
     udp = ChatDatagramProtocol(service)
     udp.makeConnection(FakeDatagramTransport())
     address = ("127.0.0.1", 5000)
