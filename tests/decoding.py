@@ -8,6 +8,8 @@ Both sans-I/O decoders, the server's ``codec.Decoder`` and the client's
 
 from typing import Any
 
+from hypothesis import strategies as st
+
 from chatproto.events import NEED_DATA
 
 
@@ -38,3 +40,19 @@ def feed_pieces(decoder: Any, pieces: list[bytes], eof: bool = False) -> list[An
         decoder.eof()
         drain(decoder, events)
     return events
+
+
+def cut_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    """Cut ``data`` into pieces at ``cuts`` (any order, repeats and overshoot allowed)."""
+    bounds = sorted({min(cut, len(data)) for cut in cuts} | {0, len(data)})
+    return [data[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
+
+
+def streams_of(frames: st.SearchStrategy[tuple[bytes, list[Any]]]) -> st.SearchStrategy:
+    """Streams of up to 5 frames: ``(bytes, expected events)`` joined end to end."""
+    return st.lists(frames, max_size=5).map(
+        lambda drawn: (
+            b"".join(data for data, _ in drawn),
+            [event for _, events in drawn for event in events],
+        )
+    )

@@ -27,7 +27,7 @@ from chatproto.codec import (
 )
 from chatproto.events import NEED_DATA
 from chatproto.limits import Limits
-from tests.decoding import drain, feed_pieces, is_fatal
+from tests.decoding import cut_at, drain, feed_pieces, is_fatal, streams_of
 
 DEFAULT = Limits()
 SMALL = Limits(max_line_bytes=16, max_message_bytes=1000)
@@ -376,12 +376,7 @@ def _frames(draw: st.DrawFn) -> tuple[bytes, list[ServerEvent]]:
     return b"".join(frames), _delivery(sender, *chunks, chunked=True)
 
 
-_streams = st.lists(_frames(), max_size=5).map(
-    lambda frames: (
-        b"".join(data for data, _ in frames),
-        [event for _, events in frames for event in events],
-    )
-)
+_streams = streams_of(_frames())
 
 
 @settings(max_examples=150)
@@ -403,9 +398,8 @@ def test_property_random_split_points_give_identical_events(
 ) -> None:
     """Server frames fed in pieces cut at random points decode to the same events."""
     raw, expected = stream
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=12)))
-    pieces = [raw[i:j] for i, j in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
-    events, _ = _feed_pieces(pieces, DEFAULT, eof=True)
+    cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=12))
+    events, _ = _feed_pieces(cut_at(raw, cuts), DEFAULT, eof=True)
     assert events == expected
 
 

@@ -13,14 +13,12 @@ from chatproto.codec import Decoder
 from chatproto.events import BodyData, BodyFrames, Event, Rejected
 from chatproto.limits import Limits
 from chatproto.message import split_frames
-from tests.decoding import feed_pieces
+from tests.decoding import cut_at, feed_pieces
 
 
 def decode(data: bytes, cuts: list[int], coalesce: bool, limits: Limits) -> list[Event]:
     """Feed ``data`` cut at ``cuts``, then end it; return every event."""
-    bounds = sorted({min(cut, len(data)) for cut in cuts} | {0, len(data)})
-    pieces = [data[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
-    return feed_pieces(Decoder(limits, coalesce_chunks=coalesce), pieces, eof=True)
+    return feed_pieces(Decoder(limits, coalesce_chunks=coalesce), cut_at(data, cuts), eof=True)
 
 
 def messages(events: list[Event]) -> list[object]:
