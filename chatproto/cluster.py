@@ -739,6 +739,7 @@ class RedisRouter:
     ) -> None:
         assert self._service is not None
         try:
+            body.finish(add_terminator=False)  # the frames came with their C0
             if body.error is not None:
                 self.log.info(
                     "relayed message from {sender} dropped: {error}",

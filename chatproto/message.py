@@ -15,8 +15,14 @@ from typing import IO
 from chatproto.codec import encode_from, encode_short_body
 from chatproto.spool import Spool, SpoolFullError
 
-#: Bytes of a spooled body's first frames kept in memory for ``-v`` display.
+#: Bytes of a spooled body's wire frames kept in memory for ``-v`` display.
 PREVIEW_BYTES = 4096
+
+#: Wire bytes a spooled body gathers in memory before one write to its file.
+#: The file itself is unbuffered: a body waiting in a queue then holds no
+#: buffer at all, only its preview (issue 14: a 256 KiB write buffer per open
+#: spool file made a queue of big messages cost their size in RAM).
+SPOOL_WRITE_BYTES = 64 * 1024
 
 
 class MessageBody:
@@ -27,12 +33,17 @@ class MessageBody:
     file closes (and disappears) when the last reference goes. A new body
     starts with one reference, its receiver's.
 
+    Once spooled, a body holds in memory only a copy of its first
+    :data:`PREVIEW_BYTES` wire bytes and, until :meth:`finish`, at most
+    :data:`SPOOL_WRITE_BYTES` not yet written: a finished spooled body costs
+    one descriptor and a few KiB, whatever its size.
+
     Short bodies are :class:`ShortBody`: they arrive whole and never spill.
 
     Attributes:
         is_chunked: always True: the body travels as ``C<n>`` chunks.
         size: body bytes received so far (not counting framing).
-        wire_size: bytes of its wire frames.
+        wire_size: bytes of its wire frames (in memory, or reserved in the spool).
         error: why the body could not be kept (spool full), or None.
     """
 
@@ -41,11 +52,12 @@ class MessageBody:
         "wire_size",
         "error",
         "_frames",
+        "_unwritten",
+        "_preview",
         "_file",
         "_spool",
         "_spill_threshold",
         "_references",
-        "_preview_size",
     )
 
     is_chunked = True
@@ -54,12 +66,14 @@ class MessageBody:
         self.size = 0
         self.wire_size = 0
         self.error: str | None = None
-        self._frames: list[bytes] = []  # all frames, or a preview once spooled
+        # All frames while in memory; once spooled, those not yet written.
+        self._frames: list[bytes] = []
+        self._unwritten = 0  # bytes in _frames once spooled
+        self._preview = b""  # the first wire bytes, once spooled
         self._file: IO[bytes] | None = None
         self._spool = spool
         self._spill_threshold = spill_threshold
         self._references = 1
-        self._preview_size = 0  # bytes in _frames once spooled
 
     @property
     def is_in_memory(self) -> bool:
@@ -77,18 +91,24 @@ class MessageBody:
         if self.error is None:
             self._add_frames((b"C%d\n" % size, chunk), size + 3 + (size > 9) + (size > 99))
 
-    def finish(self) -> None:
-        """Mark the body complete: it gets its ``C0``."""
-        if self.error is None:
+    def finish(self, add_terminator: bool = True) -> None:
+        """Mark the body complete: it gets its ``C0``, and a spooled one is written out.
+
+        ``add_terminator`` is False for frames that came with their ``C0``
+        (see :meth:`add_wire`).
+        """
+        if self.error is None and add_terminator:
             self._add_frames((b"C0\n",), 3)
+        if self._file is not None:
+            self._write_out()
 
     def add_wire(self, wire: bytes, body_bytes: int = 0) -> None:
-        """Add wire frames that arrive already framed, from another server process.
+        """Add wire frames that arrive already framed: runs of chunks, or another node's.
 
         ``wire`` is any run of the sender's frames (a piece may end inside a
-        chunk), ``C0`` included at the end, so :meth:`finish` is not called;
-        ``body_bytes`` adds to :attr:`size`. The frames were checked by the
-        process that received them from the client.
+        chunk); ``body_bytes`` adds to :attr:`size`. The frames were checked
+        by whoever decoded them. Frames from another node end with their
+        ``C0``: such a body is finished with ``finish(add_terminator=False)``.
         """
         self.size += body_bytes
         if self.error is None and wire:
@@ -97,10 +117,15 @@ class MessageBody:
     def _add_frames(self, frames: tuple[bytes, ...], added: int) -> None:
         """Append ``frames`` (``added`` bytes in all), spilling to the spool when due."""
         if self._file is not None:
-            self._write(frames, added)
-            if self.error is None and self._preview_size < PREVIEW_BYTES:
-                self._frames.extend(frames)
-                self._preview_size += added
+            self._reserve(added)
+            if self.error is None:
+                missing = PREVIEW_BYTES - len(self._preview)
+                if missing > 0:  # a low spill threshold: the preview fills up after
+                    self._preview += b"".join(frames)[:missing]
+                self._frames += frames
+                self._unwritten += added
+                if self._unwritten >= SPOOL_WRITE_BYTES:
+                    self._write_out()
             return
         self._frames += frames
         self.wire_size += added
@@ -108,44 +133,54 @@ class MessageBody:
             self._spill()
 
     def _spill(self) -> None:
-        """Move the frames into a spool file, keeping a short preview in memory."""
+        """Move the frames into a spool file, keeping a copy of their start for display."""
         assert self._spool is not None
-        frames, size = self._frames, self.wire_size
+        size, self.wire_size = self.wire_size, 0
         try:
             self._file = self._spool.open()
         except SpoolFullError as error:
             self._fail(str(error))
             return
-        preview, kept = [], 0
-        for frame in frames:
+        start, kept = [], 0
+        for frame in self._frames:
+            start.append(frame)
+            kept += len(frame)
             if kept >= PREVIEW_BYTES:
                 break
-            preview.append(frame)
-            kept += len(frame)
-        self._frames, self._preview_size = preview, kept
-        self.wire_size = 0
-        self._write(frames, size)
+        # A slice is a copy: the preview keeps no big frame alive.
+        self._preview = b"".join(start)[:PREVIEW_BYTES]
+        self._reserve(size)
+        if self.error is None:
+            self._unwritten = size
+            self._write_out()
 
-    def _write(self, frames: tuple[bytes, ...] | list[bytes], size: int) -> None:
-        """Append frames to the spool file; on no room or a write error, fail."""
-        assert self._file is not None and self._spool is not None
+    def _reserve(self, size: int) -> None:
+        """Count ``size`` more bytes in the spool; on no room, fail."""
+        assert self._spool is not None
         try:
             self._spool.reserve(size)
         except SpoolFullError as error:
             self._fail(str(error))
             return
-        try:
-            self._file.writelines(frames)
-        except OSError as error:  # disk full, I/O error
-            self._spool.release(size)
-            self._fail(f"spool write failed: {error}")
-            return
         self.wire_size += size
+
+    def _write_out(self) -> None:
+        """Write the gathered frames to the spool file; on a write error, fail."""
+        assert self._file is not None
+        data = b"".join(self._frames)
+        self._frames, self._unwritten = [], 0
+        try:
+            with memoryview(data) as view:
+                written = 0
+                while written < len(data):  # a regular file may take less at once
+                    written += self._file.write(view[written:]) or 0
+        except OSError as error:  # disk full, I/O error
+            self._fail(f"spool write failed: {error}")
 
     def _fail(self, reason: str) -> None:
         self.error = reason
         self._close_file()
-        self._frames = []
+        self._frames, self._unwritten, self._preview = [], 0, b""
 
     def frames(self) -> list[bytes]:
         """Return the wire frames of an in-memory body (see :attr:`is_in_memory`)."""
@@ -160,13 +195,16 @@ class MessageBody:
         stored (runs of chunks come whole from the decoder and from other
         nodes), so ``-v`` shows every header on a line of its own.
         """
+        if self._file is not None:
+            return split_frames(self._preview)
         return split_frames(b"".join(self._frames))
 
     def read_wire(self, offset: int, size: int) -> bytes:
         """Return up to ``size`` bytes of the wire frames, from ``offset``."""
         if self._file is None:
             return b"".join(self._frames)[offset : offset + size]
-        self._file.flush()
+        if self._frames:
+            self._write_out()
         return os.pread(self._file.fileno(), size, offset)
 
     def read(self) -> bytes:

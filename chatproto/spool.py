@@ -9,10 +9,6 @@ even a killed server leaves nothing behind on disk.
 import tempfile
 from typing import IO
 
-#: Write buffer of a spool file: a big body arrives as ~1 KB chunks, and each
-#: buffer flush is a system call.
-SPOOL_WRITE_BUFFER_BYTES = 256 * 1024
-
 
 class SpoolFullError(Exception):
     """The spool has no room for more bytes (its limit, or the disk)."""
@@ -35,14 +31,18 @@ class Spool:
         self.files_open = 0
 
     def open(self) -> IO[bytes]:
-        """Return a new unnamed read/write spool file.
+        """Return a new unnamed read/write spool file, unbuffered.
+
+        A buffered file would hold its buffer for as long as the body waits
+        in recipients' queues; the body gathers its own writes instead
+        (``chatproto.message.SPOOL_WRITE_BYTES``) and drops them once written.
 
         Raises:
             SpoolFullError: the file could not be created (no room, no descriptors).
         """
         try:
             spool_file = tempfile.TemporaryFile(
-                dir=self.directory, prefix="chatproto-", buffering=SPOOL_WRITE_BUFFER_BYTES
+                dir=self.directory, prefix="chatproto-", buffering=0
             )
         except OSError as error:
             raise SpoolFullError(f"cannot create a spool file: {error}") from error

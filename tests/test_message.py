@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from chatproto.message import PREVIEW_BYTES, Delivery, MessageBody, ShortBody
+from chatproto.message import PREVIEW_BYTES, SPOOL_WRITE_BYTES, Delivery, MessageBody, ShortBody
 from chatproto.spool import Spool
 
 
@@ -114,13 +114,43 @@ def test_disk_full_fails_the_body(tmp_path, monkeypatch) -> None:  # type: ignor
     body.append(b"x" * 999)
     assert not body.is_in_memory
 
-    def full(frames):  # type: ignore[no-untyped-def]
+    def full(data):  # type: ignore[no-untyped-def]
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(body._file, "writelines", full)
+    monkeypatch.setattr(body._file, "write", full)
     body.append(b"y" * 999)
+    assert body.error is None  # gathered, not written yet
+    body.finish()
     assert body.error is not None and "No space left" in body.error
     assert (spool.files_open, spool.bytes_in_use) == (0, 0)
+
+
+def test_spooled_body_is_written_in_gathered_pieces_and_holds_none_once_finished(
+    tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Chunks go to the unbuffered spool file SPOOL_WRITE_BYTES at a time, the rest at finish.
+
+    A finished body waiting in queues then holds only its preview in memory.
+    """
+    spool = Spool(10**8, str(tmp_path))
+    body = MessageBody(spool, 100)
+    body.append(b"x" * 999)
+    writes: list[int] = []
+    real_write = body._file.write
+
+    def write(data):  # type: ignore[no-untyped-def]
+        writes.append(len(data))
+        return real_write(data)
+
+    monkeypatch.setattr(body._file, "write", write)
+    for _ in range(200):
+        body.append(b"y" * 999)
+    assert writes and all(size >= SPOOL_WRITE_BYTES for size in writes)
+    body.finish()
+    assert sum(writes) + 1004 == body.wire_size  # the first chunk went at the spill
+    assert (body._frames, body._unwritten) == ([], 0)
+    assert len(body._preview) == PREVIEW_BYTES
+    assert body.read() == b"x" * 999 + b"y" * 999 * 200
 
 
 def test_spool_directory_missing_fails_the_body(tmp_path) -> None:  # type: ignore[no-untyped-def]
