@@ -32,7 +32,16 @@ class Limits:
             message that would pass it is refused (``--max-spool``).
         max_backlog_bytes: in-memory bytes queued for one TCP recipient that
             is not reading; past it the recipient is disconnected
-            (``--max-backlog``).
+            (``--max-backlog``). A spooled delivery counts its ``FROM`` line
+            and preview here, its body below.
+        max_spool_backlog_bytes: spooled bytes queued for one TCP recipient
+            that is not reading; past it the recipient is disconnected
+            (``--max-spool-backlog``): this bounds the disk one reader holds.
+            One message is always let in, even one bigger than this.
+        max_spool_backlog_messages: spooled messages queued for one TCP
+            recipient; each keeps its spool file open, so this bounds the
+            descriptors one reader holds; past it the recipient is
+            disconnected (``--max-spool-messages``).
         send_timeout_s: a TCP recipient with deliveries waiting that reads
             nothing for this long is disconnected (``--send-timeout``).
         max_connections: TCP connections at once; new ones past it are
@@ -66,6 +75,8 @@ class Limits:
     spill_threshold_bytes: int = 256 * KIB
     max_spool_bytes: int = 4 * 1024 * MIB
     max_backlog_bytes: int = 16 * MIB
+    max_spool_backlog_bytes: int = 64 * MIB
+    max_spool_backlog_messages: int = 32
     send_timeout_s: float = 120.0
     max_connections: int = 16384
     max_udp_sessions: int = 65536
@@ -84,6 +95,8 @@ class Limits:
             "spill_threshold_bytes",
             "max_spool_bytes",
             "max_backlog_bytes",
+            "max_spool_backlog_bytes",
+            "max_spool_backlog_messages",
             "max_connections",
             "max_udp_sessions",
             "max_frames_per_turn",

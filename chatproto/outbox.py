@@ -5,11 +5,23 @@ the transport pauses it when its own buffer is full and resumes it when the
 buffer has drained. While it runs, deliveries go straight to the transport;
 while it is paused, they wait here in order. Spooled bodies are read from
 their file a piece at a time, so a big message costs one piece of memory per
-recipient, not its size. Bytes waiting in memory form the backlog; past
-``Limits.max_backlog_bytes`` the client is given up on (PROTOCOL §7), so a
-recipient that stops reading cannot make the server grow or slow anyone down.
-A client whose queue makes no progress for ``Limits.send_timeout_s`` is given
-up on too: that also bounds how long a stalled client can hold a spool file.
+recipient, not its size.
+
+A recipient that stops reading cannot make the server grow or slow anyone
+down (PROTOCOL §7); it is given up on when any of its backlogs passes its limit:
+
+- memory held by its queue (``Limits.max_backlog_bytes``): in-memory
+  deliveries whole, a spooled one its ``FROM`` line and preview, each with a
+  measured overhead;
+- spooled bytes queued (``Limits.max_spool_backlog_bytes``; one message is
+  always let in, however big), which bounds the disk one recipient can hold;
+- spooled messages queued (``Limits.max_spool_backlog_messages``): each keeps
+  its spool file open, so this bounds the descriptors one recipient can hold;
+- no progress for ``Limits.send_timeout_s``, which bounds how long.
+
+Beyond its queue, a client costs what its transport buffers: Twisted pauses
+the outbox once that passes the transport's buffer size (64 KiB), so it holds
+at most that and one write.
 """
 
 from collections import deque
@@ -19,8 +31,8 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTim
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from chatproto.limits import KIB
-from chatproto.message import Delivery
+from chatproto.limits import KIB, Limits
+from chatproto.message import PREVIEW_BYTES, Delivery
 from chatproto.stats import LatencyHistogram
 
 #: Bytes read from a spool file per write to the transport.
@@ -65,10 +77,10 @@ class WriteBatcher:
 
 
 def _memory_cost(delivery: Delivery) -> int:
-    """What a queued delivery holds in memory: its frames unless spooled, and overhead."""
-    body = delivery.body
-    held = delivery.size if body.is_in_memory else len(delivery.head)
-    return held + QUEUED_DELIVERY_OVERHEAD_BYTES
+    """What a queued delivery holds in memory: its frames (or, spooled, its preview), overhead."""
+    if delivery.frames is not None:
+        return delivery.size + QUEUED_DELIVERY_OVERHEAD_BYTES
+    return len(delivery.head) + PREVIEW_BYTES + QUEUED_DELIVERY_OVERHEAD_BYTES
 
 
 @implementer(IPushProducer)
@@ -78,12 +90,16 @@ class Outbox:
     Attributes:
         backlog_bytes: memory held by queued deliveries (see
             :data:`QUEUED_DELIVERY_OVERHEAD_BYTES`).
+        spooled_bytes: wire bytes of the queued spooled deliveries.
+        spooled_count: how many of the queued deliveries are spooled.
     """
 
     __slots__ = (
         "backlog_bytes",
+        "spooled_bytes",
+        "spooled_count",
         "_transport",
-        "_max_backlog_bytes",
+        "_limits",
         "_on_overflow",
         "_queue",
         "_offset",
@@ -91,7 +107,6 @@ class Outbox:
         "_is_closed",
         "_clock",
         "_latency",
-        "_stall_timeout_s",
         "_stall_timer",
         "_batcher",
         "_pending",
@@ -102,22 +117,22 @@ class Outbox:
     def __init__(
         self,
         transport: ITransport,
-        max_backlog_bytes: int,
+        limits: Limits,
         on_overflow: Callable[[str], None],
         clock: IReactorTime,
         latency: LatencyHistogram,
-        stall_timeout_s: float,
         batcher: WriteBatcher,
     ) -> None:
         self.backlog_bytes = 0
+        self.spooled_bytes = 0
+        self.spooled_count = 0
+        self._limits = limits
         self._batcher = batcher
         self._pending: list[bytes] | None = None  # in-memory frames until the batch ends
-        self._stall_timeout_s = stall_timeout_s
         self._stall_timer: IDelayedCall | None = None  # runs while deliveries wait
         self._clock = clock
         self._latency = latency
         self._transport = transport
-        self._max_backlog_bytes = max_backlog_bytes
         self._on_overflow = on_overflow
         # (delivery, time queued), made when first needed
         self._queue: deque[tuple[Delivery, float]] | None = None
@@ -147,22 +162,42 @@ class Outbox:
         self.write_pending()  # whatever waits in the batch goes first
         if self._queue is None:
             self._queue = deque()
-            self._stall_timer = self._clock.callLater(self._stall_timeout_s, self._stalled)
+            self._stall_timer = self._clock.callLater(self._limits.send_timeout_s, self._stalled)
         body.acquire()
         self._queue.append((delivery, self._clock.seconds()))
-        self.backlog_bytes += _memory_cost(delivery)
-        if self.backlog_bytes > self._max_backlog_bytes:
-            self._give_up("backlog over the limit")
+        self._count(delivery, 1)
+        over = self._over_limit()
+        if over is not None:
+            self._give_up(over)
             return False
         self._send_queued()
         return True
+
+    def _count(self, delivery: Delivery, sign: int) -> None:
+        """Add a delivery to the backlogs (``sign`` 1) or take it out (-1)."""
+        self.backlog_bytes += sign * _memory_cost(delivery)
+        if delivery.frames is None:
+            self.spooled_bytes += sign * delivery.body.wire_size
+            self.spooled_count += sign
+
+    def _over_limit(self) -> str | None:
+        """Which backlog passed its limit, if one did."""
+        limits = self._limits
+        if self.backlog_bytes > limits.max_backlog_bytes:
+            return "backlog over the limit"
+        # One message is always let in, however big (--max-message may pass the limit).
+        if self.spooled_bytes > limits.max_spool_backlog_bytes and self.spooled_count > 1:
+            return "spooled backlog over the limit"
+        if self.spooled_count > limits.max_spool_backlog_messages:
+            return "too many spooled messages queued"
+        return None
 
     def _send_queued(self) -> None:
         """Write queued deliveries until the queue is empty or the transport pauses us."""
         queue = self._queue
         transport = self._transport
         if queue and not self._is_paused and self._stall_timer is not None:
-            self._stall_timer.reset(self._stall_timeout_s)  # the client is reading
+            self._stall_timer.reset(self._limits.send_timeout_s)  # the client is reading
         while queue and not self._is_paused and not self._is_closed:
             delivery, queued_at = queue[0]
             body = delivery.body
@@ -178,7 +213,7 @@ class Outbox:
                 if piece and self._offset < body.wire_size:
                     continue
                 self._offset = -1
-            self.backlog_bytes -= _memory_cost(delivery)
+            self._count(delivery, -1)
             queue.popleft()
             body.release()
             self._latency.observe(self._clock.seconds() - queued_at)
@@ -196,7 +231,7 @@ class Outbox:
 
     def _stalled(self) -> None:
         self._stall_timer = None
-        self._give_up(f"no progress for {self._stall_timeout_s:g} s")
+        self._give_up(f"no progress for {self._limits.send_timeout_s:g} s")
 
     def _stop_stall_timer(self) -> None:
         if self._stall_timer is not None:
@@ -214,7 +249,7 @@ class Outbox:
         self._pending = None
         self._stop_stall_timer()
         queue, self._queue = self._queue, None
-        self.backlog_bytes = 0
+        self.backlog_bytes = self.spooled_bytes = self.spooled_count = 0
         for delivery, _ in queue or ():
             delivery.body.release()
 

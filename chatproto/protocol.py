@@ -72,11 +72,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
         # reading, up to a backlog limit.
         self._outbox = Outbox(
             self.transport,
-            service.limits.max_backlog_bytes,
+            service.limits,
             self._on_backlog_overflow,
             service.clock,
             service.stats.delivery_latency,
-            service.limits.send_timeout_s,
             service.writes,
         )
         self.transport.registerProducer(self._outbox, True)

@@ -3,7 +3,8 @@
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from chatproto.message import Delivery, MessageBody, ShortBody
+from chatproto.limits import Limits
+from chatproto.message import PREVIEW_BYTES, Delivery, MessageBody, ShortBody
 from chatproto.outbox import (
     QUEUED_DELIVERY_OVERHEAD_BYTES,
     SPOOL_READ_BYTES,
@@ -44,13 +45,16 @@ class FillingTransport(StringTransport):
 
 
 def make_outbox(
-    max_backlog: int = 10_000, transport: StringTransport | None = None, clock: Clock | None = None
+    max_backlog: int = 10_000,
+    transport: StringTransport | None = None,
+    clock: Clock | None = None,
+    **limits: int,
 ) -> tuple[Outbox, StringTransport, Overflows]:
+    """An outbox on ``transport`` with these limits (``Limits`` field names)."""
     transport = transport if transport is not None else StringTransport()
     overflows = Overflows()
-    outbox = Outbox(
-        transport, max_backlog, overflows, clock or Clock(), LatencyHistogram(), 120.0, BATCHER
-    )
+    limits = Limits(max_backlog_bytes=max_backlog, send_timeout_s=120.0, **limits)
+    outbox = Outbox(transport, limits, overflows, clock or Clock(), LatencyHistogram(), BATCHER)
     transport.registerProducer(outbox, True)
     return outbox, transport, overflows
 
@@ -163,15 +167,104 @@ def test_spooled_body_is_streamed_in_pieces(tmp_path) -> None:  # type: ignore[n
     assert spool.files_open == 0
 
 
-def test_spooled_body_counts_only_its_head_as_backlog(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Bytes that wait on disk are not memory backlog: only the FROM line and overhead count."""
+def test_spooled_body_counts_its_memory_as_backlog_and_its_size_as_spooled(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A queued spooled delivery holds its FROM line and preview in memory, its body on disk."""
     spool = Spool(10**8, str(tmp_path))
     delivery = spooled(spool, b"x" * 500_000)
-    outbox, _, overflows = make_outbox(max_backlog=1000)
+    outbox, _, overflows = make_outbox(max_backlog=PREVIEW_BYTES + 1000)
     outbox.pauseProducing()
     assert outbox.push(delivery)
-    assert outbox.backlog_bytes == len(b"FROM bob\n") + QUEUED_DELIVERY_OVERHEAD_BYTES
+    memory = len(b"FROM bob\n") + PREVIEW_BYTES + QUEUED_DELIVERY_OVERHEAD_BYTES
+    assert outbox.backlog_bytes == memory
+    assert (outbox.spooled_bytes, outbox.spooled_count) == (delivery.body.wire_size, 1)
     assert overflows.count == 0
+
+
+def paused_with_spooled(
+    tmp_path, count: int, size: int = 5000, **limits: int
+) -> tuple[Outbox, Overflows, Spool, list[bool]]:  # type: ignore[no-untyped-def]
+    """Push ``count`` spooled deliveries of ``size`` bytes into a paused outbox.
+
+    Returns the outbox, its overflows, the spool and what each push answered;
+    the outbox holds the only references to the bodies, as after a send.
+    """
+    spool = Spool(10**8, str(tmp_path))
+    outbox, _, overflows = make_outbox(max_backlog=10**6, **limits)
+    outbox.pauseProducing()
+    answers = []
+    for _ in range(count):
+        delivery = spooled(spool, b"s" * size)
+        answers.append(outbox.push(delivery))
+        delivery.body.release()  # the sender is done with it
+    return outbox, overflows, spool, answers
+
+
+def test_spooled_bytes_past_their_limit_give_the_recipient_up(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The disk one reader holds is bounded: past max_spool_backlog_bytes it is given up."""
+    wire = len(spooled(Spool(10**8, str(tmp_path)), b"s" * 5000).body.read_wire(0, 10**6))
+    outbox, overflows, spool, answers = paused_with_spooled(
+        tmp_path, 4, max_spool_backlog_bytes=3 * wire
+    )
+    assert answers == [True, True, True, False]
+    assert overflows.reasons == ["spooled backlog over the limit"]
+    assert (spool.files_open, spool.bytes_in_use) == (0, 0)  # every queued file closed
+    assert (outbox.spooled_bytes, outbox.spooled_count, outbox.backlog_bytes) == (0, 0, 0)
+
+
+def test_one_spooled_message_bigger_than_the_spooled_limit_is_let_in(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A message up to --max-message may pass --max-spool-backlog alone, not with another."""
+    outbox, overflows, _, answers = paused_with_spooled(
+        tmp_path, 2, size=50_000, max_spool_backlog_bytes=10_000
+    )
+    assert answers == [True, False]
+    assert overflows.reasons == ["spooled backlog over the limit"]
+
+
+def test_spooled_messages_past_their_count_give_the_recipient_up(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each queued spooled message holds a descriptor: past the count the reader is given up."""
+    outbox, overflows, spool, answers = paused_with_spooled(
+        tmp_path, 6, max_spool_backlog_messages=5
+    )
+    assert answers == [True] * 5 + [False]
+    assert overflows.reasons == ["too many spooled messages queued"]
+    assert spool.files_open == 0
+
+
+def test_spooled_backlog_shrinks_as_deliveries_get_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A reader that catches up frees its spooled backlog, and the files close one by one."""
+    outbox, overflows, spool, answers = paused_with_spooled(
+        tmp_path, 5, max_spool_backlog_messages=5
+    )
+    assert all(answers) and spool.files_open == 5
+    outbox.resumeProducing()  # StringTransport takes everything
+    assert (outbox.spooled_bytes, outbox.spooled_count, outbox.backlog_bytes) == (0, 0, 0)
+    assert (spool.files_open, spool.bytes_in_use) == (0, 0)
+    outbox.pauseProducing()
+    _, _, _, more = paused_with_spooled(tmp_path, 1)  # the count starts again from nothing
+    assert more == [True] and overflows.count == 0
+
+
+def test_spooled_count_follows_a_transport_that_takes_one_piece_at_a_time(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A spooled delivery counts until its last piece is written, then no longer."""
+    spool = Spool(10**8, str(tmp_path))
+    transport = FillingTransport()
+    outbox, _, _ = make_outbox(transport=transport)
+    outbox.pauseProducing()
+    first, second = spooled(spool, b"a" * 150_000), spooled(spool, b"b" * 10_000)
+    outbox.push(first)
+    outbox.push(second)
+    sizes = first.body.wire_size + second.body.wire_size
+    assert (outbox.spooled_count, outbox.spooled_bytes) == (2, sizes)
+    outbox.resumeProducing()  # FROM line and the first piece of the first
+    assert outbox.spooled_count == 2
+    pieces = -(-first.body.wire_size // SPOOL_READ_BYTES)
+    assert pieces > 1
+    for _ in range(pieces - 1):  # its other pieces, one per resume
+        outbox.resumeProducing()
+    assert (outbox.spooled_count, outbox.spooled_bytes) == (1, second.body.wire_size)
+    outbox.resumeProducing()
+    assert (outbox.spooled_count, outbox.spooled_bytes) == (0, 0)
+    assert transport.value() == wire(first) + wire(second)
 
 
 def test_close_releases_queued_spool_files(tmp_path) -> None:  # type: ignore[no-untyped-def]

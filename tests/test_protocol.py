@@ -358,6 +358,51 @@ def test_recipient_that_stops_reading_is_dropped_and_others_get_everything() -> 
     assert service.lookup(b"carol") is not None
 
 
+def spooled_flood(count: int, size: int) -> tuple[list[bytes], bytes]:
+    """``count`` distinct chunked SENDs to slow and carol, and what carol gets for them."""
+    bodies = [b"%05d" % i + bytes(range(256)) * (size // 256) for i in range(count)]
+    frames = [encode_message([b"slow", b"carol"], body, chunked=True) for body in bodies]
+    header = len(b"SEND slow carol\n")
+    return frames, b"".join(b"FROM alice\n" + frame[header:] for frame in frames)
+
+
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        ({"max_spool_backlog_messages": 4}, "too many spooled messages queued"),
+        ({"max_spool_backlog_bytes": 45_000}, "spooled backlog over the limit"),
+    ],
+)
+def test_recipient_that_stops_reading_spooled_messages_is_dropped(
+    tmp_path, limits: dict, reason: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Spooled deliveries count against a reader's backlog: a non-reader is cut, carol gets all."""
+    service = make_service(
+        limits=Limits(spill_threshold_bytes=5000, **limits),
+        spool_directory=str(tmp_path),
+    )
+    alice, alice_transport = login(service, b"alice")
+    slow, slow_transport = login(service, b"slow")
+    _, carol_transport = login(service, b"carol")
+    slow_transport.producer.pauseProducing()  # its socket buffer is full
+    frames, expected = spooled_flood(20, 10_000)
+    with capturedLogs() as events:
+        for number, frame in enumerate(frames):  # noqa: B007 (number is checked after)
+            alice.dataReceived(frame)
+            if slow_transport.disconnected:
+                break
+    assert slow_transport.disconnected and number == 4  # the fifth was one too many
+    assert [e["reason"] for e in events if "slow consumer" in e["log_format"]] == [reason]
+    assert service.lookup(b"slow") is None and service.stats.slow_consumers == 1
+    close(slow)
+    assert service.spool.files_open == 0  # its queue let go of every file
+    for frame in frames[number + 1 :]:
+        alice.dataReceived(frame)
+    assert carol_transport.value() == expected
+    assert alice_transport.value() == b""
+    assert (service.spool.files_open, service.spool.bytes_in_use) == (0, 0)
+
+
 def test_paused_recipient_gets_its_backlog_in_order_when_it_reads_again() -> None:
     """Deliveries queued while a recipient's transport is paused arrive in order later."""
     service = make_service()

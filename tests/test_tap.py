@@ -25,6 +25,8 @@ DEFAULTS = {
     "max-spool": 4096 * MIB,
     "spool-dir": None,
     "max-backlog": 16 * MIB,
+    "max-spool-backlog": 64 * MIB,
+    "max-spool-messages": 32,
     "send-timeout": 120.0,
     "max-connections": 16384,
     "max-udp-sessions": 65536,
@@ -119,6 +121,16 @@ def test_every_option_is_parsed() -> None:
         "max-connections": 10,
         "max-udp-sessions": 20,
     }
+
+
+def test_spool_backlog_limits_come_from_their_options() -> None:
+    """--max-spool-backlog and --max-spool-messages set the spooled backlog limits."""
+    options = Options()
+    options.parseOptions(["9000", "--max-spool-backlog", "5000", "--max-spool-messages", "3"])
+    limits = options.limits()
+    assert (limits.max_spool_backlog_bytes, limits.max_spool_backlog_messages) == (5000, 3)
+    with pytest.raises(usage.UsageError):
+        Options().parseOptions(["9000", "--max-spool-messages", "0"])
 
 
 def test_limits_come_from_the_options() -> None:
