@@ -9,8 +9,6 @@ file. Every server binds loopback only; every wait is bounded (see
 """
 
 import configparser
-import datetime
-import ipaddress
 import os
 import pwd
 import shlex
@@ -22,10 +20,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from twisted.internet.endpoints import quoteStringArgument
 
 from chatproto.codec import encode_message
@@ -53,6 +47,7 @@ from tests.e2e_support import (
     wait_for_port,
     wait_for_stream,
 )
+from tests.tls_support import make_certificate, ssl_endpoint
 
 IPV6_LOOPBACK = "::1"
 UNIT_FILE = REPO_ROOT / "contrib" / "chatproto.service"
@@ -119,38 +114,6 @@ def clients() -> Iterator[Callable[[object], object]]:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """Write a self-signed certificate for 127.0.0.1 and its key; return (cert, key) paths."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chatproto test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def tls_connect(port: int, cert_path: Path) -> TcpClient:
@@ -298,10 +261,7 @@ def test_tls_listener_carries_login_and_messages_with_tcp_user(tmp_path, chat_se
     """A TLS user, verified against the test certificate, and a TCP user message both ways."""
     cert_path, key_path = make_certificate(tmp_path)
     port, tls_port = free_ports(2)
-    endpoint = (
-        f"ssl:{tls_port}:interface={HOST}:privateKey={quoteStringArgument(str(key_path))}"
-        f":certKey={quoteStringArgument(str(cert_path))}"
-    )
+    endpoint = ssl_endpoint(tls_port, cert_path, key_path)
     server = chat_server(port, str(port), "--interface", HOST, "--listen", endpoint)
     server.wait_ready()
     wait_for_stream(tcp_connector(tls_port), server.process, what="the TLS listener")
