@@ -128,7 +128,9 @@ class _Outgoing:
         body: a big body, held (acquired) until its last piece is published.
         channels: where a big message goes and whom it names there, fixed
             when its first piece is published.
-        held_bytes: memory it holds, counted against the relay backlog limit.
+        held_bytes: what it holds, counted against the relay backlog limit:
+            its bytes in memory, or a spooled body's size (the disk and the
+            open file it keeps until published).
     """
 
     __slots__ = (
@@ -169,7 +171,8 @@ class _Outgoing:
             else:
                 body.acquire()
                 self.body = body
-        self.held_bytes = len(self.payload or self.wire or b"") + RELAY_ENTRY_OVERHEAD_BYTES
+        held = body.wire_size if self.body is not None else len(self.payload or self.wire or b"")
+        self.held_bytes = held + RELAY_ENTRY_OVERHEAD_BYTES
 
     @property
     def is_big(self) -> bool:
@@ -483,7 +486,9 @@ class RedisRouter:
             return
         names = None if recipients is None else list(recipients)
         entry = _Outgoing(sender, names, body, next(self._message_ids))
-        if self._relay_bytes + entry.held_bytes > self.limits.max_relay_backlog_bytes:
+        # One message is always let in, however big (--max-message may pass the limit).
+        backlog = self._relay_bytes
+        if backlog and backlog + entry.held_bytes > self.limits.max_relay_backlog_bytes:
             entry.release()
             self._not_relayed("relay backlog full")
             if not self._backlog_full:  # one line per episode, not per message

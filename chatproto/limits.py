@@ -59,9 +59,9 @@ class Limits:
             go unanswered before the connection is dropped and made again
             (``--cluster-timeout``).
         max_relay_backlog_bytes: with ``--cluster``, memory held by messages
-            for other nodes waiting to be published (their bytes and a
-            measured overhead each); past it more are dropped and counted
-            (``--max-relay-backlog``).
+            for other nodes waiting to be published (their bytes, a spooled
+            one's size too, and a measured overhead each; one is always let
+            in); past it more are dropped and counted (``--max-relay-backlog``).
         max_held_commands: commands a UDP client may send while its login
             is being answered (with ``--cluster``, a Redis round trip); more
             are dropped (``--max-held-commands``). TCP stops reading instead.

@@ -239,6 +239,32 @@ def test_relay_backlog_limit_drops_and_counts(
     service.stopService()
 
 
+def test_spooled_bodies_count_their_size_against_the_relay_backlog(
+    clock: MemoryReactorClock, redis: ScriptedRedis, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """A spooled body waiting to be published holds disk and a file: its size counts.
+
+    One message is always let in, even one bigger than the limit; the next is
+    dropped and its spool file is not kept open.
+    """
+    limits = Limits(max_relay_backlog_bytes=1024 * 1024)
+    router = RedisRouter(RedisAddress(), clock, limits, node_id=NODE)
+    service = ChatService(
+        clock, limits, router=router, random_messages=False, spool_directory=str(tmp_path)
+    )
+    service.startService()
+    router._commands_up(redis)
+    router._subscriber_up(redis)
+    alice = log_in(service, redis, b"alice")
+    for _ in range(2):
+        body = spooled_body(service, 3 * 1024 * 1024)
+        service.send(alice, None, body)
+        body.release()
+    assert service.stats.messages_not_relayed == {"relay backlog full": 1}  # the second
+    assert service.spool.files_open == 1  # the first, waiting for its turn
+    service.stopService()
+
+
 def test_lost_connection_drops_the_queue_and_releases_bodies(
     service: ChatService, router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock
 ) -> None:
