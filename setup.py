@@ -9,7 +9,14 @@ setup(
     long_description=open("README.rst", encoding="utf-8").read(),
     long_description_content_type="text/x-rst",
     python_requires=">=3.11",
-    packages=["chatproto", "twisted.plugins"],
+    packages=[
+        "chatproto",
+        "chatproto.wire",
+        "chatproto.server",
+        "chatproto.cluster",
+        "chatproto.client",
+        "twisted.plugins",
+    ],
     install_requires=["twisted>=23.10", "zope.interface"],
     extras_require={
         "metrics": ["prometheus_client>=0.17"],
@@ -33,7 +40,7 @@ setup(
     entry_points={
         "console_scripts": [
             "chat_server = chatproto.cli:run",
-            "chat_client = chatproto.client:run",
+            "chat_client = chatproto.client.cli:run",
         ]
     },
 )

@@ -1,7 +1,7 @@
 """Micro-benchmark of the wire decoder alone: no network, no reactor.
 
 Builds streams of typical client traffic with the project's own encoders,
-feeds them to ``chatproto.codec.Decoder`` in reads of realistic sizes (as
+feeds them to ``chatproto.wire.codec.Decoder`` in reads of realistic sizes (as
 Twisted hands them over) and drains every event, printing MB/s and frames/s
 per stream, best of ``--repeat`` runs. A parser regression shows here first.
 The "TCP" rows decode as the TCP protocol does, with runs of whole chunks
@@ -16,9 +16,9 @@ import argparse
 import time
 from collections.abc import Callable
 
-from chatproto.codec import Decoder, encode_login, encode_message
-from chatproto.events import NEED_DATA
 from chatproto.limits import Limits
+from chatproto.wire.codec import Decoder, encode_login, encode_message
+from chatproto.wire.events import NEED_DATA
 
 
 def short_stream(size: int) -> Callable[[int], tuple[bytes, int]]:

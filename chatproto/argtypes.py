@@ -8,8 +8,6 @@ The value checks take an option's text and return the value, raising
 import getopt
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from twisted.python import usage
 
@@ -81,38 +79,3 @@ def positive_float(text: str) -> float:
 # usage.Options shows these in --help next to each option that uses them.
 positive_int.coerceDoc = "Must be a whole number, at least 1."  # type: ignore[attr-defined]
 positive_float.coerceDoc = "Must be a positive number."  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True, slots=True)
-class RedisAddress:
-    """Where a Redis server is, from a ``redis://[:PASSWORD@]HOST[:PORT][/DB]`` URL."""
-
-    host: str = "localhost"
-    port: int = 6379
-    db: int = 0
-    password: str | None = None
-
-
-def redis_url(text: str) -> RedisAddress:
-    """Return the :class:`RedisAddress` a ``redis://`` URL names."""
-    parts = urlsplit(text)
-    if parts.scheme != "redis":
-        raise ValueError("must be a redis://HOST:PORT[/DB] URL")
-    try:
-        port = parts.port if parts.port is not None else 6379
-    except ValueError:  # a port that is not a number, or out of range
-        raise ValueError("the port must be a number from 1 to 65535") from None
-    path = parts.path.strip("/")
-    if path and not path.isdigit():
-        raise ValueError("the database must be a number (redis://HOST:PORT/DB)")
-    if parts.query or parts.fragment or port < 1:
-        raise ValueError("must be a redis://HOST:PORT[/DB] URL")
-    return RedisAddress(
-        host=parts.hostname or "localhost",
-        port=port,
-        db=int(path or 0),
-        password=parts.password,
-    )
-
-
-redis_url.coerceDoc = "A URL: redis://HOST:PORT[/DB]."  # type: ignore[attr-defined]

@@ -17,9 +17,9 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import provider
 
-from chatproto.service import VERBOSE_NAMESPACE
+from chatproto.server.service import VERBOSE_NAMESPACE
+from chatproto.server.workers import WORKER_NAMESPACE
 from chatproto.tap import Options, makeService
-from chatproto.workers import WORKER_NAMESPACE
 
 PROGRAM = "chat_server"
 

@@ -1,6 +1,6 @@
 """Options and service construction, shared by ``twistd chat`` and ``chat_server``.
 
-``makeService`` builds one :class:`~chatproto.service.ChatService` and, for
+``makeService`` builds one :class:`~chatproto.server.service.ChatService` and, for
 every port, a TCP listener and a UDP listener that share it (PROTOCOL §1);
 with ``--workers N`` it builds instead a supervisor of N such processes.
 Nothing else happens here: parsing, wiring, and no behaviour of its own.
@@ -21,14 +21,14 @@ from chatproto.argtypes import (
     port_number,
     positive_float,
     positive_int,
-    redis_url,
 )
+from chatproto.cluster.address import redis_url
 from chatproto.limits import Limits
-from chatproto.protocol import ChatFactory
-from chatproto.reuseport import ReusePortCheck, ReusePortTCPServer, ReusePortUDPServer
-from chatproto.service import ChatService
-from chatproto.udp import ChatDatagramProtocol
-from chatproto.workers import worker_monitor
+from chatproto.server.reuseport import ReusePortCheck, ReusePortTCPServer, ReusePortUDPServer
+from chatproto.server.service import ChatService
+from chatproto.server.tcp import ChatFactory
+from chatproto.server.udp import ChatDatagramProtocol
+from chatproto.server.workers import worker_monitor
 
 _DEFAULT = Limits()
 
@@ -365,7 +365,7 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
     limits = config.limits()
     router = None
     if config["cluster"] is not None:
-        from chatproto.cluster import RedisRouter
+        from chatproto.cluster.router import RedisRouter
 
         router = RedisRouter(config["cluster"], reactor, limits)
     chat = ChatService(
@@ -396,7 +396,7 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
     for endpoint in config["listen"]:
         strports.service(endpoint, factory, reactor=reactor).setServiceParent(top)
     if config["metrics-port"] is not None:
-        from chatproto.metrics import metrics_site
+        from chatproto.server.metrics import metrics_site
 
         metrics = _tcp_endpoint(config["metrics-port"], config["metrics-interface"])
         site = metrics_site(chat, factory)

@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from chatproto.events import NEED_DATA
+from chatproto.wire.events import NEED_DATA
 
 
 def is_fatal(events: list[Any]) -> bool:

@@ -9,10 +9,10 @@ from twisted.internet.testing import StringTransport
 from zope.interface import implementer
 
 from chatproto.limits import Limits
-from chatproto.message import Delivery
-from chatproto.protocol import ChatFactory, ChatProtocol
-from chatproto.routing import IClient
-from chatproto.service import ChatService
+from chatproto.server.message import Delivery
+from chatproto.server.routing import IClient
+from chatproto.server.service import ChatService
+from chatproto.server.tcp import ChatFactory, ChatProtocol
 
 
 class ScriptedRandom:

@@ -8,10 +8,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.testing import FakeDatagramTransport, StringTransport
 
 from chatproto.limits import Limits
-from chatproto.protocol import ChatProtocol
-from chatproto.routing import IRecipient, LocalRouter
-from chatproto.service import ChatService
-from chatproto.udp import ChatDatagramProtocol
+from chatproto.server.routing import IRecipient, LocalRouter
+from chatproto.server.service import ChatService
+from chatproto.server.tcp import ChatProtocol
+from chatproto.server.udp import ChatDatagramProtocol
 from tests.support import connect, make_service, take
 
 

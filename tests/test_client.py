@@ -27,7 +27,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from chatproto.client import (
+from chatproto.client.cli import (
     CLOSE_TIMEOUT_S,
     HELP_TEXT,
     LOGIN_TIMEOUT_S,
@@ -52,9 +52,9 @@ from chatproto.client import (
     render_message,
     safe_file_stem,
 )
-from chatproto.client_codec import ClientDecoder, DeliveryData, DeliveryEnd, DeliveryStart
-from chatproto.codec import encode_message
-from chatproto.events import NEED_DATA
+from chatproto.wire.client_codec import ClientDecoder, DeliveryData, DeliveryEnd, DeliveryStart
+from chatproto.wire.codec import encode_message
+from chatproto.wire.events import NEED_DATA
 from tests.e2e_support import HOST, TIMEOUT_S, Deadline, Server, TcpClient, free_port
 
 CHAT_CLIENT = Path(sys.executable).parent / "chat_client"

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatproto import client_codec
-from chatproto.client_codec import (
+from chatproto.limits import Limits
+from chatproto.wire import client_codec
+from chatproto.wire.client_codec import (
     ClientDecoder,
     DeliveryData,
     DeliveryEnd,
@@ -18,15 +19,14 @@ from chatproto.client_codec import (
     ServerEvent,
     decode_server_datagram,
 )
-from chatproto.codec import (
+from chatproto.wire.codec import (
     ERROR,
     OK,
     encode_chunked_body,
     encode_from,
     encode_short_body,
 )
-from chatproto.events import NEED_DATA
-from chatproto.limits import Limits
+from chatproto.wire.events import NEED_DATA
 from tests.decoding import cut_at, drain, feed_pieces, is_fatal, streams_of
 
 DEFAULT = Limits()
@@ -39,7 +39,7 @@ TRAILER_EVENT = OkReply()
 SKIPPED = "non-fatal Malformed"
 FATAL = "fatal Malformed"
 
-#: Every event type ``chatproto.client_codec`` defines.
+#: Every event type ``chatproto.wire.client_codec`` defines.
 EVENT_TYPES = typing.get_args(client_codec.ServerEvent)
 
 

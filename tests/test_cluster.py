@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import pytest
 
-from chatproto.codec import encode_message
-from chatproto.service import CANNED_LINES
+from chatproto.server.service import CANNED_LINES
+from chatproto.wire.codec import encode_message
 from tests.e2e_support import (
     LAUNCHERS,
     Deadline,

@@ -11,17 +11,17 @@ import pytest
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
 
-from chatproto import relay_wire
-from chatproto.argtypes import RedisAddress
-from chatproto.cluster import (
+from chatproto.cluster.address import RedisAddress
+from chatproto.cluster.router import (
     RELAY_ENTRY_OVERHEAD_BYTES,
     RELAY_PIECE_BYTES,
     RELAY_WINDOW_BYTES,
     RedisRouter,
 )
 from chatproto.limits import Limits
-from chatproto.message import MessageBody, ShortBody
-from chatproto.service import ChatService
+from chatproto.server.message import MessageBody, ShortBody
+from chatproto.server.service import ChatService
+from chatproto.wire import relay as relay_wire
 from tests.support import FakeClient, answer
 
 NODE = b"n1"

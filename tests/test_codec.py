@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatproto import events as events_module
-from chatproto.codec import (
+from chatproto.limits import Limits
+from chatproto.wire import events as events_module
+from chatproto.wire.codec import (
     ERROR,
     LINE_TOO_LONG,
     OK,
@@ -24,7 +25,7 @@ from chatproto.codec import (
     is_valid_userid,
     split_chunks,
 )
-from chatproto.events import (
+from chatproto.wire.events import (
     NEED_DATA,
     BodyData,
     Event,
@@ -34,7 +35,6 @@ from chatproto.events import (
     Rejected,
     ShortMessage,
 )
-from chatproto.limits import Limits
 from tests.decoding import cut_at, drain, feed_pieces, is_fatal, streams_of
 
 DEFAULT = Limits()
@@ -47,7 +47,7 @@ TRAILER_EVENT = Login(b"zed")
 REFUSED = "non-fatal Rejected"
 FATAL = "fatal Rejected"
 
-#: Every event type ``chatproto.events`` defines.
+#: Every event type ``chatproto.wire.events`` defines.
 EVENT_TYPES = typing.get_args(events_module.Event)
 
 
@@ -63,7 +63,7 @@ def _feed_pieces(
 
 
 def _assert_well_formed(events: list[Event]) -> None:
-    """Check the event grammar of ``chatproto.events``.
+    """Check the event grammar of ``chatproto.wire.events``.
 
     Outside a message: ``Login``, ``ShortMessage``, ``MessageStart`` (always
     chunked) or ``Rejected``. Inside a chunked message: ``BodyData`` (one

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatproto.codec import Decoder
-from chatproto.events import BodyData, BodyFrames, Event, Rejected
 from chatproto.limits import Limits
-from chatproto.message import split_frames
+from chatproto.server.message import split_frames
+from chatproto.wire.codec import Decoder
+from chatproto.wire.events import BodyData, BodyFrames, Event, Rejected
 from tests.decoding import cut_at, feed_pieces
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from chatproto.codec import encode_message
-from chatproto.service import CANNED_LINES
+from chatproto.server.service import CANNED_LINES
+from chatproto.wire.codec import encode_message
 from tests.e2e_support import (
     CHAT_SERVER,
     HOST,

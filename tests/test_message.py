@@ -5,8 +5,14 @@ import os
 
 import pytest
 
-from chatproto.message import PREVIEW_BYTES, SPOOL_WRITE_BYTES, Delivery, MessageBody, ShortBody
-from chatproto.spool import Spool
+from chatproto.server.message import (
+    PREVIEW_BYTES,
+    SPOOL_WRITE_BYTES,
+    Delivery,
+    MessageBody,
+    ShortBody,
+)
+from chatproto.server.spool import Spool
 
 
 def chunked_body(spool: Spool | None, threshold: int, *chunks: bytes) -> MessageBody:
@@ -176,7 +182,7 @@ def test_chunked_delivery_has_no_datagram() -> None:
 
 def test_preview_shows_each_header_and_chunk_apart_however_stored() -> None:
     """-v shows one part per header and per chunk, also for runs stored whole."""
-    from chatproto.message import split_frames
+    from chatproto.server.message import split_frames
 
     body = MessageBody()
     body.add_wire(b"C3\nabcC2\nde", 5)  # a run, as the coalescing decoder gives it

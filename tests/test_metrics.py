@@ -2,11 +2,11 @@
 
 from prometheus_client.registry import CollectorRegistry
 
-from chatproto.codec import encode_message
 from chatproto.limits import Limits
-from chatproto.metrics import ChatCollector
-from chatproto.protocol import ChatFactory
-from chatproto.udp import ChatDatagramProtocol
+from chatproto.server.metrics import ChatCollector
+from chatproto.server.tcp import ChatFactory
+from chatproto.server.udp import ChatDatagramProtocol
+from chatproto.wire.codec import encode_message
 from tests.support import connect, make_service
 
 

@@ -4,15 +4,15 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from chatproto.limits import Limits
-from chatproto.message import PREVIEW_BYTES, Delivery, MessageBody, ShortBody
-from chatproto.outbox import (
+from chatproto.server.message import PREVIEW_BYTES, Delivery, MessageBody, ShortBody
+from chatproto.server.outbox import (
     QUEUED_DELIVERY_OVERHEAD_BYTES,
     SPOOL_READ_BYTES,
     Outbox,
     WriteBatcher,
 )
-from chatproto.spool import Spool
-from chatproto.stats import LatencyHistogram
+from chatproto.server.spool import Spool
+from chatproto.server.stats import LatencyHistogram
 
 #: Outboxes gather in-memory writes until the batch is flushed (see WriteBatcher).
 BATCHER = WriteBatcher()

@@ -8,10 +8,10 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
-from chatproto.codec import encode_message
 from chatproto.limits import Limits
-from chatproto.protocol import ChatFactory
-from chatproto.service import CANNED_LINES, VERBOSE_NAMESPACE, ChatService
+from chatproto.server.service import CANNED_LINES, VERBOSE_NAMESPACE, ChatService
+from chatproto.server.tcp import ChatFactory
+from chatproto.wire.codec import encode_message
 from tests.support import ScriptedRandom, connect, make_service, take
 
 

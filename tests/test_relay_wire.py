@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatproto import relay_wire
-from chatproto.argtypes import RedisAddress, redis_url
-from chatproto.relay_wire import RelayFormatError, RelayHeader
+from chatproto.cluster.address import RedisAddress, redis_url
+from chatproto.wire import relay as relay_wire
+from chatproto.wire.relay import RelayFormatError, RelayHeader
 
 userids = st.binary(min_size=1, max_size=32).map(
     lambda raw: bytes(0x21 + byte % 94 for byte in raw)  # printable ASCII, no space

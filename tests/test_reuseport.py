@@ -16,16 +16,16 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import DatagramProtocol, ServerFactory
 from twisted.internet.testing import MemoryReactorClock, _FakePort
 
-from chatproto.protocol import ChatFactory
-from chatproto.reuseport import (
+from chatproto.server.reuseport import (
     MAX_DATAGRAM_BYTES,
     ReusePortCheck,
     ReusePortTCPServer,
     ReusePortUDPServer,
     bind_reuse_port,
 )
+from chatproto.server.tcp import ChatFactory
+from chatproto.server.udp import ChatDatagramProtocol
 from chatproto.tap import Options, makeService
-from chatproto.udp import ChatDatagramProtocol
 from tests.e2e_support import HOST, Deadline, Server, free_port
 from tests.test_e2e import assert_one_line_error
 

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from chatproto.codec import encode_message
 from chatproto.limits import KIB, MIB
+from chatproto.wire.codec import encode_message
 from tests.e2e_support import (
     TCP_ESTABLISHED,
     TIMEOUT_S,

@@ -5,8 +5,8 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 
 from chatproto.limits import Limits
-from chatproto.message import MessageBody, ShortBody
-from chatproto.service import CANNED_LINES, VERBOSE_NAMESPACE, ChatService
+from chatproto.server.message import MessageBody, ShortBody
+from chatproto.server.service import CANNED_LINES, VERBOSE_NAMESPACE, ChatService
 from tests.support import FakeClient, ScriptedRandom, answer, make_service
 
 

@@ -6,10 +6,10 @@ from twisted.internet.testing import MemoryReactorClock, _FakePort
 from twisted.python import usage
 
 from chatproto.limits import MIB, Limits
-from chatproto.protocol import ChatFactory
-from chatproto.service import ChatService
+from chatproto.server.service import ChatService
+from chatproto.server.tcp import ChatFactory
+from chatproto.server.udp import ChatDatagramProtocol
 from chatproto.tap import Options, makeService
-from chatproto.udp import ChatDatagramProtocol
 
 DEFAULTS = {
     "ports": [9000],
@@ -236,8 +236,8 @@ def test_make_service_listens_on_endpoints_and_metrics() -> None:
 
 def test_cluster_options_reach_the_limits_and_the_router() -> None:
     """--cluster builds a RedisRouter; its limits come from the cluster options."""
-    from chatproto.argtypes import RedisAddress
-    from chatproto.cluster import RedisRouter
+    from chatproto.cluster.address import RedisAddress
+    from chatproto.cluster.router import RedisRouter
 
     options = Options()
     options.parseOptions(
@@ -266,7 +266,7 @@ def test_cluster_options_reach_the_limits_and_the_router() -> None:
 
 
 def test_without_cluster_the_router_is_local() -> None:
-    from chatproto.routing import LocalRouter
+    from chatproto.server.routing import LocalRouter
 
     options = Options()
     options.parseOptions(["9000"])

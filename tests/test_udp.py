@@ -5,8 +5,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import FakeDatagramTransport
 
 from chatproto.limits import Limits
-from chatproto.service import ChatService
-from chatproto.udp import ChatDatagramProtocol
+from chatproto.server.service import ChatService
+from chatproto.server.udp import ChatDatagramProtocol
 from tests.support import connect, make_service, take
 
 CAROL = ("127.0.0.1", 5001)

@@ -1,6 +1,6 @@
 """Tests of the ``-v`` rendering against PROTOCOL.md §8 and the brief's RCVD/SENT format."""
 
-from chatproto.verbose import (
+from chatproto.server.verbose import (
     DEFAULT_SHOWN_BYTES,
     RECEIVED,
     SENT,

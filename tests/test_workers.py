@@ -23,11 +23,11 @@ from twisted.python.failure import Failure
 from twisted.runner.procmon import LoggingProtocol
 from twisted.scripts.twistd import ServerOptions
 
-from chatproto.argtypes import RedisAddress
 from chatproto.cli import console_observer
-from chatproto.reuseport import ReusePortCheck
+from chatproto.cluster.address import RedisAddress
+from chatproto.server.reuseport import ReusePortCheck
+from chatproto.server.workers import WORKER_NAMESPACE, WorkerMonitor
 from chatproto.tap import Options, makeService
-from chatproto.workers import WORKER_NAMESPACE, WorkerMonitor
 from tests.e2e_support import (
     CHAT_SERVER,
     HOST,

@@ -23,9 +23,9 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from chatproto.codec import ERROR, LINE_TOO_LONG, OK, ReceiveBuffer, is_valid_userid
-from chatproto.events import NEED_DATA, _NeedData
 from chatproto.limits import Limits
+from chatproto.wire.codec import ERROR, LINE_TOO_LONG, OK, ReceiveBuffer, is_valid_userid
+from chatproto.wire.events import NEED_DATA, _NeedData
 
 # PROTOCOL §3 and §4: the body grammar is the same in both directions.
 _SHORT_LENGTH_RE = re.compile(rb"[0-9]{1,2}")
@@ -106,7 +106,7 @@ class ClientDecoder:
     """Parse the server's byte stream into events (PROTOCOL §2, §4).
 
     Feed bytes with :meth:`feed`, say the input ended with :meth:`eof`, and
-    call :meth:`next_event` until it returns :data:`~chatproto.events.NEED_DATA`.
+    call :meth:`next_event` until it returns :data:`~chatproto.wire.events.NEED_DATA`.
     Blank lines between frames are ignored, and a ``\\r`` before a line's
     ``\\n`` is tolerated, as the server tolerates them from clients.
 

@@ -17,9 +17,12 @@ from collections.abc import Callable
 
 from twisted.python.failure import Failure
 
-from chatproto import verbose
-from chatproto.codec import ERROR, OK, encode_login, encode_short_body
-from chatproto.events import (
+from chatproto.server import verbose
+from chatproto.server.message import MessageBody, ShortBody
+from chatproto.server.routing import IClient
+from chatproto.server.service import ChatService
+from chatproto.wire.codec import ERROR, OK, encode_login, encode_short_body
+from chatproto.wire.events import (
     BodyData,
     BodyFrames,
     Event,
@@ -29,9 +32,6 @@ from chatproto.events import (
     Rejected,
     ShortMessage,
 )
-from chatproto.message import MessageBody, ShortBody
-from chatproto.routing import IClient
-from chatproto.service import ChatService
 
 
 class ClientSession:

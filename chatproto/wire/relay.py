@@ -18,7 +18,7 @@ the sender sent them (``C<n>`` chunks and ``C0``; a piece may end inside a
 chunk). Recipients are named only on a node's channel. Userids are printable
 ASCII without spaces (PROTOCOL §2), so spaces separate the fields.
 
-Nothing here does I/O; :mod:`chatproto.cluster` publishes and subscribes.
+Nothing here does I/O; :mod:`chatproto.cluster.router` publishes and subscribes.
 """
 
 from typing import NamedTuple

@@ -1,7 +1,7 @@
 """Plain counters of what the server did, kept by the service at almost no cost.
 
 The hot path only adds to ints and dict entries here; turning them into
-Prometheus metrics is done at scrape time by ``chatproto.metrics``, which is
+Prometheus metrics is done at scrape time by ``chatproto.server.metrics``, which is
 optional. Nothing here imports anything beyond the standard library.
 """
 

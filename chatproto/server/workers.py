@@ -2,7 +2,7 @@
 
 With ``--workers N`` the process given the command line does not listen
 itself: it runs N copies of ``python -m chatproto`` with the same options
-plus ``--reuse-port`` (see :mod:`chatproto.reuseport`), restarts any that
+plus ``--reuse-port`` (see :mod:`chatproto.server.reuseport`), restarts any that
 dies, and stops them all when it stops. Users are shared between the
 workers only through ``--cluster``.
 

@@ -2,7 +2,7 @@
 
 * :class:`ChatView` and :class:`ChatConnection` are the two sides of the
   small interface between a connection (TCP or UDP, in
-  :mod:`chatproto.client`) and a front end; the front ends use nothing else
+  :mod:`chatproto.client.cli`) and a front end; the front ends use nothing else
   of the connection.
 * :func:`render_message`, :func:`json_record`, :class:`Console` and
   :class:`ProgressReporter` turn messages and progress into output.
@@ -28,7 +28,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatproto.client_files import (
+from chatproto.client.files import (
     MAX_TEXT_BYTES,
     Received,
     SavedFile,
@@ -36,8 +36,8 @@ from chatproto.client_files import (
     UnsavedFile,
     open_file_to_send,
 )
-from chatproto.codec import is_valid_userid
 from chatproto.limits import MIB
+from chatproto.wire.codec import is_valid_userid
 
 PROGRAM = "chat_client"
 

@@ -32,8 +32,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatproto.limits import KIB, Limits
-from chatproto.message import PREVIEW_BYTES, Delivery
-from chatproto.stats import LatencyHistogram
+from chatproto.server.message import PREVIEW_BYTES, Delivery
+from chatproto.server.stats import LatencyHistogram
 
 #: Bytes read from a spool file per write to the transport.
 SPOOL_READ_BYTES = 64 * KIB

@@ -1,13 +1,13 @@
 """``chat_client``: a terminal client for the chat server, and the Twisted side of it.
 
-The wire format is parsed by :mod:`chatproto.client_codec` and framed by the
-encoders of :mod:`chatproto.codec`. The client is split in three modules,
+The wire format is parsed by :mod:`chatproto.wire.client_codec` and framed by the
+encoders of :mod:`chatproto.wire.codec`. The client is split in three modules,
 each importing only the ones before it:
 
-* :mod:`chatproto.client_files`: what a delivery becomes (:class:`Inbox`,
+* :mod:`chatproto.client.files`: what a delivery becomes (:class:`Inbox`,
   :class:`TextMessage`, :class:`SavedFile`) and sending files
   (:class:`ChunkedFileSender`).
-* :mod:`chatproto.client_views`: the interface between a connection and a
+* :mod:`chatproto.client.views`: the interface between a connection and a
   front end (:class:`ChatView`, :class:`ChatConnection`), how messages are
   shown, and the front ends :class:`TerminalSession`, :class:`JsonLinesView`
   and :class:`FileSendJob`.
@@ -42,18 +42,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
 from chatproto.argtypes import AnyOrderOptions, port_number, positive_int
-from chatproto.client_codec import (
-    ClientDecoder,
-    DeliveryData,
-    DeliveryEnd,
-    DeliveryStart,
-    ErrorReply,
-    Malformed,
-    OkReply,
-    ServerEvent,
-    decode_server_datagram,
-)
-from chatproto.client_files import (
+from chatproto.client.files import (
     ChunkedFileSender,
     Inbox,
     Received,
@@ -64,7 +53,7 @@ from chatproto.client_files import (
     open_file_to_send,
     safe_file_stem,
 )
-from chatproto.client_views import (
+from chatproto.client.views import (
     HELP_TEXT,
     PROGRAM,
     ChatConnection,
@@ -80,15 +69,26 @@ from chatproto.client_views import (
     parse_recipients,
     render_message,
 )
-from chatproto.codec import (
+from chatproto.limits import Limits
+from chatproto.wire.client_codec import (
+    ClientDecoder,
+    DeliveryData,
+    DeliveryEnd,
+    DeliveryStart,
+    ErrorReply,
+    Malformed,
+    OkReply,
+    ServerEvent,
+    decode_server_datagram,
+)
+from chatproto.wire.codec import (
     MAX_SHORT_BODY,
     encode_command,
     encode_login,
     encode_message,
     is_valid_userid,
 )
-from chatproto.events import NEED_DATA, _NeedData
-from chatproto.limits import Limits
+from chatproto.wire.events import NEED_DATA, _NeedData
 
 __all__ = [
     # the connection side and the command line
@@ -104,7 +104,7 @@ __all__ = [
     "main",
     "run",
     "start",
-    # re-exported from chatproto.client_files
+    # re-exported from chatproto.client.files
     "ChunkedFileSender",
     "Inbox",
     "Received",
@@ -113,7 +113,7 @@ __all__ = [
     "UnsavedFile",
     "claim_file_name",
     "safe_file_stem",
-    # re-exported from chatproto.client_views
+    # re-exported from chatproto.client.views
     "HELP_TEXT",
     "Console",
     "ProgressReporter",

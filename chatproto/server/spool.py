@@ -1,7 +1,7 @@
 """Disk space for big message bodies, with a limit on the total in use.
 
 A body that outgrows ``Limits.spill_threshold_bytes`` moves into a spool file
-(see ``chatproto.message``). Spool files are unnamed temporary files: they
+(see ``chatproto.server.message``). Spool files are unnamed temporary files: they
 are unlinked as soon as they are created, so they vanish when closed, and
 even a killed server leaves nothing behind on disk.
 """
@@ -35,7 +35,7 @@ class Spool:
 
         A buffered file would hold its buffer for as long as the body waits
         in recipients' queues; the body gathers its own writes instead
-        (``chatproto.message.SPOOL_WRITE_BYTES``) and drops them once written.
+        (``chatproto.server.message.SPOOL_WRITE_BYTES``) and drops them once written.
 
         Raises:
             SpoolFullError: the file could not be created (no room, no descriptors).

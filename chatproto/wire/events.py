@@ -1,6 +1,6 @@
 """The events the wire decoder reports: one class per thing a peer did.
 
-The decoder (``chatproto.codec.Decoder``) turns bytes into these; the
+The decoder (``chatproto.wire.codec.Decoder``) turns bytes into these; the
 protocols turn them into service calls. A message with a short body (at most
 99 bytes) arrives as one :class:`ShortMessage` once its last byte is in. A
 chunked message streams: one :class:`MessageStart`, a :class:`BodyData` per

@@ -1,8 +1,8 @@
 """One namespace across many chatproto processes, shared through Redis (``--cluster``).
 
-:class:`RedisRouter` is an :class:`~chatproto.routing.IRouter`, the only
+:class:`RedisRouter` is an :class:`~chatproto.server.routing.IRouter`, the only
 part of chatproto that knows of Redis (through ``txredisapi``). Each process,
-a *node*, keeps its own users in a :class:`~chatproto.routing.LocalRouter`
+a *node*, keeps its own users in a :class:`~chatproto.server.routing.LocalRouter`
 and, in Redis:
 
 - **claims** each userid it logs in: ``SET chatproto:<db>:user:<id> <node> NX PX <ttl>``.
@@ -15,7 +15,7 @@ and, in Redis:
   channel ``chatproto:<db>:node:<node>``; a BROADCAST goes once to
   ``chatproto:<db>:broadcast``. The messages of one reactor turn share one
   ``MGET``, and consecutive ones for one channel one ``PUBLISH`` (a batch,
-  encoded by :mod:`chatproto.relay_wire`). A body bigger than :data:`RELAY_PIECE_BYTES`
+  encoded by :mod:`chatproto.wire.relay`). A body bigger than :data:`RELAY_PIECE_BYTES`
   is published in pieces, at most :data:`RELAY_WINDOW_BYTES` of them
   unanswered at a time, and the receiving node puts them together in its own
   spool before delivering (store-and-forward, PROTOCOL §4).
@@ -49,14 +49,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatproto import relay_wire, verbose
-from chatproto.argtypes import RedisAddress
+from chatproto.cluster.address import RedisAddress
 from chatproto.limits import Limits
-from chatproto.message import Body, MessageBody, ShortBody
-from chatproto.routing import IRecipient, IRouter, LocalRouter
+from chatproto.server import verbose
+from chatproto.server.message import Body, MessageBody, ShortBody
+from chatproto.server.routing import IRecipient, IRouter, LocalRouter
+from chatproto.wire import relay as relay_wire
 
 if TYPE_CHECKING:
-    from chatproto.service import ChatService
+    from chatproto.server.service import ChatService
 
 #: Wire bytes of a relayed body published as one message; bigger ones go in pieces.
 RELAY_PIECE_BYTES = 64 * 1024

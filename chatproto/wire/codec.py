@@ -2,11 +2,11 @@
 
 No sockets, no clock, no logging and no Twisted here: the TCP protocol feeds
 whatever a read returned, the UDP protocol feeds one datagram and then
-:meth:`Decoder.eof`, and both get the same events (``chatproto.events``).
+:meth:`Decoder.eof`, and both get the same events (``chatproto.wire.events``).
 Every rule cited as ``PROTOCOL §n`` comes from PROTOCOL.md.
 
 Peer mistakes are data, not exceptions: the decoder reports them as
-:class:`~chatproto.events.Rejected` and, where the contract allows, carries on
+:class:`~chatproto.wire.events.Rejected` and, where the contract allows, carries on
 at the next command. An exception escaping :meth:`Decoder.next_event` is a bug.
 """
 
@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from chatproto.events import (
+from chatproto.limits import Limits
+from chatproto.wire.events import (
     NEED_DATA,
     BodyData,
     BodyFrames,
@@ -26,7 +27,6 @@ from chatproto.events import (
     ShortMessage,
     _NeedData,
 )
-from chatproto.limits import Limits
 
 #: Reply to an accepted ``ME IS``.
 OK: Final = b"OK\n"
@@ -239,17 +239,17 @@ class Decoder:
     """Parse one client's byte stream into events (PROTOCOL §2, §3).
 
     Feed bytes with :meth:`feed`, say the input ended with :meth:`eof`, and
-    call :meth:`next_event` until it returns :data:`~chatproto.events.NEED_DATA`.
+    call :meth:`next_event` until it returns :data:`~chatproto.wire.events.NEED_DATA`.
     A short message is reported whole (it is at most 99 bytes); a chunked body
-    streams, one :class:`~chatproto.events.BodyData` per chunk, so the decoder
+    streams, one :class:`~chatproto.wire.events.BodyData` per chunk, so the decoder
     never holds more than one line or one chunk beyond what it was fed. With
     ``coalesce_chunks`` the whole chunks of each read come as one
-    :class:`~chatproto.events.BodyFrames` where their headers allow (the TCP
+    :class:`~chatproto.wire.events.BodyFrames` where their headers allow (the TCP
     protocol asks for this: it saves an event and a copy per chunk).
 
     A refused ``SEND``/``BROADCAST`` (no or bad recipients, too many, arguments
     to ``BROADCAST``) is still framed, and reported as a non-fatal
-    :class:`~chatproto.events.Rejected` where its ``MessageEnd`` would be, so
+    :class:`~chatproto.wire.events.Rejected` where its ``MessageEnd`` would be, so
     the refusal is answered after the body (PROTOCOL §3). A frame that cannot
     be delimited gives a fatal ``Rejected``, which every later call repeats.
     """

@@ -1,8 +1,8 @@
 """The TCP side: a thin adapter between a stream transport and the service.
 
 :class:`ChatProtocol` feeds received bytes to its own
-:class:`~chatproto.codec.Decoder`, passes the events to its
-:class:`~chatproto.session.ClientSession`, and is the client's
+:class:`~chatproto.wire.codec.Decoder`, passes the events to its
+:class:`~chatproto.server.session.ClientSession`, and is the client's
 ``IRecipient``: deliveries and replies are written to the transport as they
 are. Everything shared lives in the service, reached as ``factory.service``.
 """
@@ -14,13 +14,13 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatproto.codec import ERROR, Decoder
-from chatproto.events import NEED_DATA
-from chatproto.message import Delivery
-from chatproto.outbox import Outbox
-from chatproto.routing import IClient
-from chatproto.service import ChatService
-from chatproto.session import ClientSession
+from chatproto.server.message import Delivery
+from chatproto.server.outbox import Outbox
+from chatproto.server.routing import IClient
+from chatproto.server.service import ChatService
+from chatproto.server.session import ClientSession
+from chatproto.wire.codec import ERROR, Decoder
+from chatproto.wire.events import NEED_DATA
 
 
 @implementer(IClient, IHalfCloseableProtocol)

@@ -1,6 +1,6 @@
 """Prometheus metrics for operators: ``--metrics-port`` (``pip install 'chatproto[metrics]'``).
 
-A collector turns the service's plain counters (``chatproto.stats``) and
+A collector turns the service's plain counters (``chatproto.server.stats``) and
 gauges read at scrape time into Prometheus metric families, so the relay's
 hot path never touches a Prometheus object. The page is served by
 ``prometheus_client``'s own Twisted resource under ``/metrics``; it runs the
@@ -20,9 +20,9 @@ from prometheus_client.twisted import MetricsResource
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from chatproto.protocol import ChatFactory
-from chatproto.service import ChatService
-from chatproto.stats import LATENCY_BUCKETS_S
+from chatproto.server.service import ChatService
+from chatproto.server.stats import LATENCY_BUCKETS_S
+from chatproto.server.tcp import ChatFactory
 
 
 class ChatCollector:

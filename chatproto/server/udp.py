@@ -10,11 +10,11 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from chatproto.codec import decode_datagram
-from chatproto.message import Delivery
-from chatproto.routing import IClient
-from chatproto.service import ChatService
-from chatproto.session import ClientSession
+from chatproto.server.message import Delivery
+from chatproto.server.routing import IClient
+from chatproto.server.service import ChatService
+from chatproto.server.session import ClientSession
+from chatproto.wire.codec import decode_datagram
 
 Address = tuple[str, int]
 

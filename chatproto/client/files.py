@@ -29,8 +29,8 @@ from twisted.internet.interfaces import IConsumer, IPullProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatproto.codec import MAX_CHUNK, encode_chunked_body
 from chatproto.limits import KIB
+from chatproto.wire.codec import MAX_CHUNK, encode_chunked_body
 
 #: Largest body shown as text; a bigger one is saved as a file.
 MAX_TEXT_BYTES: Final = 64 * KIB

@@ -15,13 +15,13 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from chatproto import verbose
 from chatproto.limits import Limits
-from chatproto.message import Body, Delivery, MessageBody, ShortBody
-from chatproto.outbox import WriteBatcher
-from chatproto.routing import IRecipient, IRouter, LocalRouter
-from chatproto.spool import Spool
-from chatproto.stats import Stats
+from chatproto.server import verbose
+from chatproto.server.message import Body, Delivery, MessageBody, ShortBody
+from chatproto.server.outbox import WriteBatcher
+from chatproto.server.routing import IRecipient, IRouter, LocalRouter
+from chatproto.server.spool import Spool
+from chatproto.server.stats import Stats
 
 #: What the server says "from" a recent sender after every third delivery
 #: (PROTOCOL §5). The brief's three come first.
@@ -56,7 +56,7 @@ class ChatService(service.Service):
         is_verbose: whether ``-v`` traffic lines are emitted.
         random_messages: whether the random-message rule is on (PROTOCOL §5).
         spool: where big message bodies are kept while in transit.
-        stats: counters of what the server did (read by ``chatproto.metrics``).
+        stats: counters of what the server did (read by ``chatproto.server.metrics``).
         writes: gathers deliveries into one write per client per input read;
             whoever feeds input to the service flushes it when done.
     """

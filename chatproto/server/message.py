@@ -12,8 +12,8 @@ small interface below (``append``/``finish``/``size``/``read``, ``frames`` or
 import os
 from typing import IO
 
-from chatproto.codec import encode_from, encode_short_body
-from chatproto.spool import Spool, SpoolFullError
+from chatproto.server.spool import Spool, SpoolFullError
+from chatproto.wire.codec import encode_from, encode_short_body
 
 #: Bytes of a spooled body's wire frames kept in memory for ``-v`` display.
 PREVIEW_BYTES = 4096

@@ -5,7 +5,7 @@ The service never touches a transport: it reaches a client through
 and finds clients by userid through an :class:`IRouter`. Today's router is
 :class:`LocalRouter`, one process's table; a router spanning several server
 processes can take its place without the service changing
-(:class:`chatproto.cluster.RedisRouter`).
+(:class:`chatproto.cluster.router.RedisRouter`).
 
 A router holds the users of this process and may know of users elsewhere:
 claiming a userid can take a round trip (so :meth:`IRouter.register` answers
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import Attribute, Interface, implementer
 
-from chatproto.message import Body, Delivery
+from chatproto.server.message import Body, Delivery
 
 if TYPE_CHECKING:
-    from chatproto.service import ChatService
+    from chatproto.server.service import ChatService
 
 
 class IRecipient(Interface):
