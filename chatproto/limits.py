@@ -1,14 +1,101 @@
-"""Every resource limit of the server, with its default, in one place.
+"""Every resource limit of the server, declared once, with its default.
 
 Nothing else in chatproto holds a magic number for a limit: the codec, the
 protocols and the service all read them from a :class:`Limits` instance, and
 ``tap.Options`` builds one from the command line (PROTOCOL.md §7).
+
+Each field of :class:`Limits` is declared with :func:`limit`, which records
+its option name, help text and unit. :data:`LIMITS` lists those declarations
+(as :class:`Limit`), and everything else derives from it: the validation in
+``Limits.__post_init__``, the command-line options and their help
+(``chatproto.tap``), and the check of README's limits table
+(``tests/test_limits_doc.py``). This module imports nothing of chatproto.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
+from enum import Enum
+from typing import Any
 
 KIB = 1024
 MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+_BINARY_UNITS = ((GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB"))
+
+
+class Unit(Enum):
+    """What a limit counts; it decides the value's type, its check and how it is written."""
+
+    BYTES = "bytes"
+    SECONDS = "seconds"
+    COUNT = "count"
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """The declaration of one limit: one field of :class:`Limits`.
+
+    Attributes:
+        option: the command-line option, without its dashes (``"max-line"``).
+        help: the option's help text, one or two sentences.
+        unit: what the limit counts. Bytes and counts are whole numbers of at
+            least 1; seconds are positive numbers.
+        attribute: the :class:`Limits` field (filled in by :data:`LIMITS`).
+        default: the field's default (filled in by :data:`LIMITS`).
+    """
+
+    option: str
+    help: str
+    unit: Unit
+    attribute: str = ""
+    default: int | float = 0
+
+    @property
+    def is_whole(self) -> bool:
+        """Whether the value is a whole number of at least 1 (else a positive number)."""
+        return self.unit is not Unit.SECONDS
+
+    def problem(self, value: int | float) -> str | None:
+        """Return why ``value`` is not allowed for this limit, or ``None`` if it is."""
+        if self.is_whole:
+            return None if value >= 1 else f"{self.attribute} must be at least 1"
+        return None if value > 0 else f"{self.attribute} must be positive"
+
+    def default_text(self) -> str:
+        """Return the default as README writes it: ``64 MiB``, ``8 KiB``, ``60 s``, ``1000``."""
+        return format_value(self.default, self.unit)
+
+
+def format_value(value: int | float, unit: Unit) -> str:
+    """Return ``value`` written for people in ``unit``.
+
+    Bytes use the largest binary unit that divides them exactly (``64 MiB``,
+    ``256 KiB``, else ``100 B``); seconds drop a zero fraction (``60 s``,
+    ``2.5 s``); counts are the bare number.
+    """
+    if unit is Unit.SECONDS:
+        return f"{value:g} s"
+    if unit is Unit.BYTES:
+        for size, name in _BINARY_UNITS:
+            if value % size == 0:
+                return f"{value // size} {name}"
+        return f"{value} B"
+    return str(value)
+
+
+def limit(default: int | float, option: str, help: str, unit: Unit) -> Any:
+    """Declare a field of :class:`Limits`: its default and its :class:`Limit` metadata.
+
+    Args:
+        default: the value when the option is not given.
+        option: the command-line option, without its dashes.
+        help: the option's help text.
+        unit: what the limit counts.
+
+    Returns:
+        A dataclass field (typed ``Any`` so that the field's annotation rules).
+    """
+    return field(default=default, metadata={"limit": Limit(option, help, unit)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,54 +154,115 @@ class Limits:
             are dropped (``--max-held-commands``). TCP stops reading instead.
     """
 
-    max_line_bytes: int = 8 * KIB
-    max_message_bytes: int = 64 * MIB
-    max_recipients: int = 1000
-    login_timeout_s: float = 60.0
-    udp_session_ttl_s: float = 600.0
-    spill_threshold_bytes: int = 256 * KIB
-    max_spool_bytes: int = 4 * 1024 * MIB
-    max_backlog_bytes: int = 16 * MIB
-    max_spool_backlog_bytes: int = 64 * MIB
-    max_spool_backlog_messages: int = 32
-    send_timeout_s: float = 120.0
-    max_connections: int = 16384
-    max_udp_sessions: int = 65536
-    max_frames_per_turn: int = 256
-    listen_backlog: int = 1024
-    cluster_ttl_s: float = 30.0
-    cluster_timeout_s: float = 5.0
-    max_relay_backlog_bytes: int = 64 * MIB
-    max_held_commands: int = 64
+    max_line_bytes: int = limit(
+        8 * KIB, "max-line", "Longest command or length line in bytes.", Unit.BYTES
+    )
+    max_message_bytes: int = limit(
+        64 * MIB, "max-message", "Largest message body in bytes.", Unit.BYTES
+    )
+    max_recipients: int = limit(1000, "max-recipients", "Most recipients in one SEND.", Unit.COUNT)
+    login_timeout_s: float = limit(
+        60.0,
+        "login-timeout",
+        "Seconds a TCP connection may stay without logging in.",
+        Unit.SECONDS,
+    )
+    udp_session_ttl_s: float = limit(
+        600.0,
+        "udp-expiry",
+        "Seconds without a datagram after which a UDP user is logged out.",
+        Unit.SECONDS,
+    )
+    spill_threshold_bytes: int = limit(
+        256 * KIB,
+        "spill-threshold",
+        "Bytes of a message body kept in memory before it moves to a spool file.",
+        Unit.BYTES,
+    )
+    max_spool_bytes: int = limit(
+        4 * GIB,
+        "max-spool",
+        "Total bytes of spool files at once; a big message past it gets ERROR.",
+        Unit.BYTES,
+    )
+    max_backlog_bytes: int = limit(
+        16 * MIB,
+        "max-backlog",
+        "Bytes queued in memory for a client that is not reading before it is dropped.",
+        Unit.BYTES,
+    )
+    max_spool_backlog_bytes: int = limit(
+        64 * MIB,
+        "max-spool-backlog",
+        "Spooled bytes queued for a client that is not reading before it is dropped.",
+        Unit.BYTES,
+    )
+    max_spool_backlog_messages: int = limit(
+        32,
+        "max-spool-messages",
+        "Spooled messages (each an open file) queued for a client before it is dropped.",
+        Unit.COUNT,
+    )
+    send_timeout_s: float = limit(
+        120.0,
+        "send-timeout",
+        "Seconds a client with deliveries waiting may read nothing before it is dropped.",
+        Unit.SECONDS,
+    )
+    max_connections: int = limit(
+        16384,
+        "max-connections",
+        "TCP connections at once; new ones past it are closed at once.",
+        Unit.COUNT,
+    )
+    max_udp_sessions: int = limit(
+        65536, "max-udp-sessions", "UDP users at once; logins past it get ERROR.", Unit.COUNT
+    )
+    max_frames_per_turn: int = limit(
+        256,
+        "max-frames-per-turn",
+        "Frames handled from one client's read before the other clients get a turn.",
+        Unit.COUNT,
+    )
+    listen_backlog: int = limit(
+        1024,
+        "listen-backlog",
+        "Connections the kernel queues for each TCP port before they are accepted.",
+        Unit.COUNT,
+    )
+    cluster_ttl_s: float = limit(
+        30.0,
+        "cluster-ttl",
+        "With --cluster: seconds a node's userids stay claimed in Redis unless it "
+        "refreshes them (the ids of a node that died are free after it).",
+        Unit.SECONDS,
+    )
+    cluster_timeout_s: float = limit(
+        5.0,
+        "cluster-timeout",
+        "With --cluster: seconds to wait for a Redis answer before reconnecting.",
+        Unit.SECONDS,
+    )
+    max_relay_backlog_bytes: int = limit(
+        64 * MIB,
+        "max-relay-backlog",
+        "With --cluster: bytes of messages for other nodes waiting to be published; "
+        "more are dropped.",
+        Unit.BYTES,
+    )
+    max_held_commands: int = limit(
+        64,
+        "max-held-commands",
+        "Commands a UDP client may send while its login is being answered "
+        "(with --cluster); more are dropped.",
+        Unit.COUNT,
+    )
 
     def __post_init__(self) -> None:
-        for name in (
-            "max_line_bytes",
-            "max_message_bytes",
-            "max_recipients",
-            "spill_threshold_bytes",
-            "max_spool_bytes",
-            "max_backlog_bytes",
-            "max_spool_backlog_bytes",
-            "max_spool_backlog_messages",
-            "max_connections",
-            "max_udp_sessions",
-            "max_frames_per_turn",
-            "listen_backlog",
-            "max_relay_backlog_bytes",
-            "max_held_commands",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        for name in (
-            "login_timeout_s",
-            "udp_session_ttl_s",
-            "send_timeout_s",
-            "cluster_ttl_s",
-            "cluster_timeout_s",
-        ):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive")
+        for declared in LIMITS:
+            problem = declared.problem(getattr(self, declared.attribute))
+            if problem is not None:
+                raise ValueError(problem)
 
     @property
     def udp_sweep_interval_s(self) -> float:
@@ -124,3 +272,15 @@ class Limits:
         datagram, and the sweep costs nothing noticeable.
         """
         return min(self.udp_session_ttl_s / 10, 1.0)
+
+
+def _declarations() -> tuple[Limit, ...]:
+    """Return every field's :class:`Limit`, with its attribute name and default filled in."""
+    return tuple(
+        replace(each.metadata["limit"], attribute=each.name, default=each.default)
+        for each in fields(Limits)
+    )
+
+
+#: Every limit, in declaration order: the single source of options, help and docs.
+LIMITS: tuple[Limit, ...] = _declarations()

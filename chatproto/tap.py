@@ -23,7 +23,7 @@ from chatproto.argtypes import (
     positive_int,
 )
 from chatproto.cluster.address import redis_url
-from chatproto.limits import Limits
+from chatproto.limits import LIMITS, Limit, Limits, Unit
 from chatproto.server.reuseport import ReusePortCheck, ReusePortTCPServer, ReusePortUDPServer
 from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory
@@ -31,6 +31,32 @@ from chatproto.server.udp import ChatDatagramProtocol
 from chatproto.server.workers import worker_monitor
 
 _DEFAULT = Limits()
+
+
+def _limit_options() -> list[list[object]]:
+    """Return the ``optParameters`` rows of every limit, derived from its declaration.
+
+    A whole-number limit (bytes, counts) takes :func:`positive_int`, a time
+    :func:`positive_float`. A size's help also gives its default the way people
+    read it (``64 MiB``), next to the ``[default: 67108864]`` that usage adds.
+    """
+    return [
+        [
+            declared.option,
+            None,
+            declared.default,
+            _limit_help(declared),
+            positive_int if declared.is_whole else positive_float,
+        ]
+        for declared in LIMITS
+    ]
+
+
+def _limit_help(declared: Limit) -> str:
+    """Return the help of a limit's option: its text, and a size's default in KiB/MiB/GiB."""
+    if declared.unit is Unit.BYTES:
+        return f"{declared.help} Default: {declared.default_text()}."
+    return declared.help
 
 
 class Options(AnyOrderOptions):
@@ -57,55 +83,6 @@ class Options(AnyOrderOptions):
     ]
     optParameters = [
         ["interface", "i", "0.0.0.0", "Address to listen on (default: all IPv4 interfaces)."],
-        [
-            "max-message",
-            None,
-            _DEFAULT.max_message_bytes,
-            "Largest message body in bytes.",
-            positive_int,
-        ],
-        [
-            "max-line",
-            None,
-            _DEFAULT.max_line_bytes,
-            "Longest command or length line in bytes.",
-            positive_int,
-        ],
-        [
-            "max-recipients",
-            None,
-            _DEFAULT.max_recipients,
-            "Most recipients in one SEND.",
-            positive_int,
-        ],
-        [
-            "login-timeout",
-            None,
-            _DEFAULT.login_timeout_s,
-            "Seconds a TCP connection may stay without logging in.",
-            positive_float,
-        ],
-        [
-            "udp-expiry",
-            None,
-            _DEFAULT.udp_session_ttl_s,
-            "Seconds without a datagram after which a UDP user is logged out.",
-            positive_float,
-        ],
-        [
-            "spill-threshold",
-            None,
-            _DEFAULT.spill_threshold_bytes,
-            "Bytes of a message body kept in memory before it moves to a spool file.",
-            positive_int,
-        ],
-        [
-            "max-spool",
-            None,
-            _DEFAULT.max_spool_bytes,
-            "Total bytes of spool files at once; a big message past it gets ERROR.",
-            positive_int,
-        ],
         ["spool-dir", None, None, "Directory for spool files (default: the system's temp dir)."],
         [
             "metrics-port",
@@ -117,99 +94,12 @@ class Options(AnyOrderOptions):
         ],
         ["metrics-interface", None, "127.0.0.1", "Address the metrics page listens on."],
         [
-            "max-backlog",
-            None,
-            _DEFAULT.max_backlog_bytes,
-            "Bytes queued in memory for a client that is not reading before it is dropped.",
-            positive_int,
-        ],
-        [
-            "max-spool-backlog",
-            None,
-            _DEFAULT.max_spool_backlog_bytes,
-            "Spooled bytes queued for a client that is not reading before it is dropped.",
-            positive_int,
-        ],
-        [
-            "max-spool-messages",
-            None,
-            _DEFAULT.max_spool_backlog_messages,
-            "Spooled messages (each an open file) queued for a client before it is dropped.",
-            positive_int,
-        ],
-        [
-            "send-timeout",
-            None,
-            _DEFAULT.send_timeout_s,
-            "Seconds a client with deliveries waiting may read nothing before it is dropped.",
-            positive_float,
-        ],
-        [
-            "max-connections",
-            None,
-            _DEFAULT.max_connections,
-            "TCP connections at once; new ones past it are closed at once.",
-            positive_int,
-        ],
-        [
-            "max-udp-sessions",
-            None,
-            _DEFAULT.max_udp_sessions,
-            "UDP users at once; logins past it get ERROR.",
-            positive_int,
-        ],
-        [
-            "max-frames-per-turn",
-            None,
-            _DEFAULT.max_frames_per_turn,
-            "Frames handled from one client's read before the other clients get a turn.",
-            positive_int,
-        ],
-        [
-            "listen-backlog",
-            None,
-            _DEFAULT.listen_backlog,
-            "Connections the kernel queues for each TCP port before they are accepted.",
-            positive_int,
-        ],
-        [
             "cluster",
             None,
             None,
             "Share users and messages with other chatproto processes through Redis "
             "(needs: pip install 'chatproto[cluster]').",
             redis_url,
-        ],
-        [
-            "cluster-ttl",
-            None,
-            _DEFAULT.cluster_ttl_s,
-            "With --cluster: seconds a node's userids stay claimed in Redis unless it "
-            "refreshes them (the ids of a node that died are free after it).",
-            positive_float,
-        ],
-        [
-            "cluster-timeout",
-            None,
-            _DEFAULT.cluster_timeout_s,
-            "With --cluster: seconds to wait for a Redis answer before reconnecting.",
-            positive_float,
-        ],
-        [
-            "max-relay-backlog",
-            None,
-            _DEFAULT.max_relay_backlog_bytes,
-            "With --cluster: bytes of messages for other nodes waiting to be published; "
-            "more are dropped.",
-            positive_int,
-        ],
-        [
-            "max-held-commands",
-            None,
-            _DEFAULT.max_held_commands,
-            "Commands a UDP client may send while its login is being answered "
-            "(with --cluster); more are dropped.",
-            positive_int,
         ],
         [
             "random-seed",
@@ -225,6 +115,7 @@ class Options(AnyOrderOptions):
             "Processes serving the ports (each with --reuse-port); more than 1 needs --cluster.",
             positive_int,
         ],
+        *_limit_options(),
     ]
 
     def __init__(self) -> None:
@@ -301,27 +192,7 @@ class Options(AnyOrderOptions):
 
     def limits(self) -> Limits:
         """Return the :class:`Limits` these options ask for."""
-        return Limits(
-            max_line_bytes=self["max-line"],
-            max_message_bytes=self["max-message"],
-            max_recipients=self["max-recipients"],
-            login_timeout_s=self["login-timeout"],
-            udp_session_ttl_s=self["udp-expiry"],
-            spill_threshold_bytes=self["spill-threshold"],
-            max_spool_bytes=self["max-spool"],
-            max_backlog_bytes=self["max-backlog"],
-            max_spool_backlog_bytes=self["max-spool-backlog"],
-            max_spool_backlog_messages=self["max-spool-messages"],
-            send_timeout_s=self["send-timeout"],
-            max_connections=self["max-connections"],
-            max_udp_sessions=self["max-udp-sessions"],
-            max_frames_per_turn=self["max-frames-per-turn"],
-            listen_backlog=self["listen-backlog"],
-            cluster_ttl_s=self["cluster-ttl"],
-            cluster_timeout_s=self["cluster-timeout"],
-            max_relay_backlog_bytes=self["max-relay-backlog"],
-            max_held_commands=self["max-held-commands"],
-        )
+        return Limits(**{declared.attribute: self[declared.option] for declared in LIMITS})
 
 
 def raise_open_file_limit() -> None:

@@ -65,6 +65,32 @@ def test_delivered_bytes_are_wire_bytes() -> None:
     assert got[("chat_delivered_bytes_total", ())] == len(b"FROM alice\n5\nhello")
 
 
+def test_collector_yields_every_family_once_in_order() -> None:
+    """The collector yields each metric family once, in a fixed order, with its type."""
+    service = make_service()
+    families = [
+        (family.name, family.type)
+        for family in ChatCollector(service, ChatFactory(service)).collect()
+    ]
+    assert families == [
+        ("chat_users_online", "gauge"),
+        ("chat_tcp_connections", "gauge"),
+        ("chat_messages_received", "counter"),
+        ("chat_message_bytes_received", "counter"),
+        ("chat_deliveries", "counter"),
+        ("chat_delivered_bytes", "counter"),
+        ("chat_random_messages", "counter"),
+        ("chat_errors", "counter"),
+        ("chat_slow_consumers_disconnected", "counter"),
+        ("chat_connections_refused", "counter"),
+        ("chat_spool_bytes", "gauge"),
+        ("chat_delivery_latency_seconds", "histogram"),
+        ("chat_cluster_messages_in", "counter"),
+        ("chat_cluster_messages_out", "counter"),
+        ("chat_cluster_messages_dropped", "counter"),
+    ]
+
+
 class _NullDatagramTransport:
     def write(self, packet: bytes, addr: object = None) -> None:
         pass

@@ -5,7 +5,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, _FakePort
 from twisted.python import usage
 
-from chatproto.limits import MIB, Limits
+from chatproto.limits import LIMITS, MIB, Limit, Limits
 from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory
 from chatproto.server.udp import ChatDatagramProtocol
@@ -138,6 +138,33 @@ def test_limits_come_from_the_options() -> None:
     options = Options()
     options.parseOptions(["9000", "--max-line", "100", "--udp-expiry", "5"])
     assert options.limits() == Limits(max_line_bytes=100, udp_session_ttl_s=5.0)
+
+
+@pytest.mark.parametrize("declared", LIMITS, ids=lambda declared: declared.option)
+def test_each_limit_option_sets_its_field(declared: Limit) -> None:
+    """Every declared limit has an option, which sets that Limits field with the field's type."""
+    options = Options()
+    options.parseOptions(["9000", f"--{declared.option}", "7"])
+    value = getattr(options.limits(), declared.attribute)
+    assert (value, type(value)) == (7, type(declared.default))
+    assert options.limits() == Limits(**{declared.attribute: value})
+
+
+@pytest.mark.parametrize("declared", LIMITS, ids=lambda declared: declared.option)
+@pytest.mark.parametrize("bad", ["0", "-1", "many"])
+def test_each_limit_option_refuses_what_its_field_refuses(declared: Limit, bad: str) -> None:
+    """A limit's option refuses zero, negatives and non-numbers with UsageError."""
+    with pytest.raises(usage.UsageError):
+        Options().parseOptions(["9000", f"--{declared.option}", bad])
+
+
+def test_whole_number_limits_refuse_fractions() -> None:
+    """A size or a count must be a whole number; a time may have a fraction."""
+    with pytest.raises(usage.UsageError):
+        Options().parseOptions(["9000", "--max-line", "1.5"])
+    options = Options()
+    options.parseOptions(["9000", "--send-timeout", "1.5"])
+    assert options.limits().send_timeout_s == 1.5
 
 
 @pytest.mark.parametrize(

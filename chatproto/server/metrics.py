@@ -33,17 +33,27 @@ class ChatCollector:
         self._factory = factory
 
     def collect(self) -> Iterator[object]:
-        service, stats = self._service, self._service.stats
+        """Yield every metric family, read now from the service, its stats and the factory."""
+        yield from self._connections()
+        yield from self._traffic()
+        yield from self._trouble()
+        yield from self._cluster()
 
+    def _connections(self) -> Iterator[object]:
+        """Yield the users online by transport and the TCP connections open."""
         users = GaugeMetricFamily(
             "chat_users_online", "Users logged in, by transport.", labels=["transport"]
         )
-        for transport, count in service.users_by_transport().items():
+        for transport, count in self._service.users_by_transport().items():
             users.add_metric([transport], count)
         yield users
         yield GaugeMetricFamily(
             "chat_tcp_connections", "TCP connections open.", value=self._factory.connections
         )
+
+    def _traffic(self) -> Iterator[object]:
+        """Yield what came in and went out: messages, bytes, deliveries, random messages."""
+        stats = self._service.stats
         yield _labelled_counter(
             "chat_messages_received",
             "Complete messages received, by command and framing.",
@@ -67,6 +77,10 @@ class ChatCollector:
         yield CounterMetricFamily(
             "chat_random_messages", "Random messages sent.", value=stats.random_messages
         )
+
+    def _trouble(self) -> Iterator[object]:
+        """Yield errors, disconnected and refused clients, spool use and delivery latency."""
+        stats = self._service.stats
         yield _labelled_counter(
             "chat_errors",
             "ERROR replies, by reason.",
@@ -84,9 +98,13 @@ class ChatCollector:
             value=stats.connections_refused,
         )
         yield GaugeMetricFamily(
-            "chat_spool_bytes", "Bytes in spool files now.", value=service.spool.bytes_in_use
+            "chat_spool_bytes", "Bytes in spool files now.", value=self._service.spool.bytes_in_use
         )
         yield _latency_histogram(stats.delivery_latency.counts[:], stats.delivery_latency.total_s)
+
+    def _cluster(self) -> Iterator[object]:
+        """Yield the messages exchanged with other processes (``--cluster``) and those dropped."""
+        stats = self._service.stats
         yield CounterMetricFamily(
             "chat_cluster_messages_in",
             "Messages that came from other chatproto processes (--cluster).",
