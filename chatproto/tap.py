@@ -158,8 +158,8 @@ class Options(AnyOrderOptions):
                     "--metrics-port needs prometheus_client: pip install 'chatproto[metrics]'"
                 ) from None
         if self["cluster"] is not None:
-            try:
-                import txredisapi  # noqa: F401
+            try:  # the cluster layer, and the extra it needs (txredisapi)
+                import chatproto.cluster.router  # noqa: F401
             except ImportError:
                 raise usage.UsageError(
                     "--cluster needs txredisapi: pip install 'chatproto[cluster]'"

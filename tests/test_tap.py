@@ -1,5 +1,7 @@
 """Options parsing and service wiring, with a memory reactor (no sockets)."""
 
+import sys
+
 import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, _FakePort
@@ -314,3 +316,11 @@ def test_without_cluster_the_router_is_local() -> None:
 def test_bad_cluster_options_are_usage_errors(args: tuple[str, ...]) -> None:
     with pytest.raises(usage.UsageError):
         Options().parseOptions(list(args))
+
+
+def test_cluster_without_its_extra_is_a_usage_error(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """--cluster without txredisapi installed says which pip install fixes it."""
+    monkeypatch.setitem(sys.modules, "txredisapi", None)  # import txredisapi now fails
+    monkeypatch.delitem(sys.modules, "chatproto.cluster.router", raising=False)
+    with pytest.raises(usage.UsageError, match=r"pip install 'chatproto\[cluster\]'"):
+        Options().parseOptions(["9000", "--cluster", "redis://127.0.0.1:6379"])
