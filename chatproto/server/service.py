@@ -18,10 +18,10 @@ from twisted.logger import Logger
 from chatproto.limits import Limits
 from chatproto.server import verbose
 from chatproto.server.message import Body, Delivery, MessageBody, ShortBody
-from chatproto.server.outbox import WriteBatcher
 from chatproto.server.routing import IRecipient, IRouter, LocalRouter
 from chatproto.server.spool import Spool
 from chatproto.server.stats import Stats
+from chatproto.server.writes import WriteBatcher
 
 #: What the server says "from" a recent sender after every third delivery
 #: (PROTOCOL §5). The brief's three come first.
