@@ -36,7 +36,6 @@ import re
 import socket
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
@@ -52,12 +51,10 @@ from zope.interface import implementer
 from chatproto.cluster.address import RedisAddress
 from chatproto.limits import Limits
 from chatproto.server import verbose
+from chatproto.server.interfaces import IRecipient, IRouter, IRouterHost
 from chatproto.server.message import Body, MessageBody, ShortBody
-from chatproto.server.routing import IRecipient, IRouter, LocalRouter
+from chatproto.server.routing import LocalRouter
 from chatproto.wire import relay as relay_wire
-
-if TYPE_CHECKING:
-    from chatproto.server.service import ChatService
 
 #: Wire bytes of a relayed body published as one message; bigger ones go in pieces.
 RELAY_PIECE_BYTES = 64 * 1024
@@ -360,7 +357,7 @@ class RedisRouter:
         self._broadcast_channel = prefix + b"broadcast"
         self._ttl_ms = max(int(limits.cluster_ttl_s * 1000), 1)
         self._local = LocalRouter()
-        self._service: ChatService | None = None
+        self._service: IRouterHost | None = None
         self._commands: txredisapi.RedisProtocol | None = None  # set while connected
         self._subscribed = False  # this node's channels are being listened to
         self._gathering: list[_Outgoing] = []  # this turn's, published at its end
@@ -388,8 +385,8 @@ class RedisRouter:
 
     # -- IRouter -------------------------------------------------------------
 
-    def start(self, service: "ChatService") -> None:
-        self._service = service
+    def start(self, host: IRouterHost) -> None:
+        self._service = host
         self.log.info(
             "cluster node {node} using Redis at {host}:{port} database {db}",
             node=self.node_id.decode(),
