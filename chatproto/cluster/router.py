@@ -31,9 +31,6 @@ claims are made again and relaying resumes.
 """
 
 import itertools
-import os
-import re
-import socket
 from collections import deque
 from collections.abc import Sequence
 
@@ -49,6 +46,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatproto.cluster.address import RedisAddress
+from chatproto.cluster.scripts import (
+    CLAIM_SCRIPT,
+    CLAIMS_PER_CALL,
+    REFRESH_SCRIPT,
+    RELEASE_SCRIPT,
+    Keys,
+    new_node_id,
+)
 from chatproto.limits import Limits
 from chatproto.server import verbose
 from chatproto.server.interfaces import IRecipient, IRouter, IRouterHost
@@ -65,56 +70,6 @@ RELAY_WINDOW_BYTES = 1024 * 1024
 #: ``max_relay_backlog_bytes`` bounds real memory: tracemalloc over 10,000
 #: queued 32-byte messages showed about 430 bytes each.
 RELAY_ENTRY_OVERHEAD_BYTES = 512
-#: Userids claimed or refreshed by one script call.
-CLAIMS_PER_CALL = 1000
-
-# Claim a userid: SET NX PX, atomic. A claim this node already holds in Redis
-# but not locally (one whose answer was lost to a timeout, or whose release
-# did not reach Redis) is this node's to take again. Returns 1 if claimed.
-_CLAIM_SCRIPT = b"""
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return 1
-end
-return 0
-"""
-
-# Keep each claim of ours alive; make it again if Redis lost it. Returns the
-# (1-based) indexes of the keys another node holds now.
-_REFRESH_SCRIPT = b"""
-local taken = {}
-for i, key in ipairs(KEYS) do
-  local owner = redis.call('GET', key)
-  if owner == ARGV[1] then
-    redis.call('PEXPIRE', key, ARGV[2])
-  elseif not owner then
-    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
-  else
-    table.insert(taken, i)
-  end
-end
-return taken
-"""
-
-# Give claims back, only those that are still ours.
-_RELEASE_SCRIPT = b"""
-local released = 0
-for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
-    released = released + redis.call('DEL', key)
-  end
-end
-return released
-"""
-
-
-def new_node_id() -> bytes:
-    """Return a name for this process that no other node has: host, pid, random."""
-    host = re.sub(rb"[^A-Za-z0-9.-]", b"-", socket.gethostname().encode("ascii", "replace"))
-    return b"%b-%d-%b" % (host[:40] or b"node", os.getpid(), os.urandom(4).hex().encode())
 
 
 class _Outgoing:
@@ -350,11 +305,11 @@ class RedisRouter:
         self.limits = limits
         self.node_id = node_id if node_id is not None else new_node_id()
         self._reactor = reactor
-        prefix = b"chatproto:%d:" % address.db  # channels are not per database
-        self._key_prefix = prefix + b"user:"
-        self._node_prefix = prefix + b"node:"
-        self._node_channel = self._node_prefix + self.node_id
-        self._broadcast_channel = prefix + b"broadcast"
+        keys = Keys(address.db, self.node_id)
+        self._key_prefix = keys.user_prefix
+        self._node_prefix = keys.node_prefix
+        self._node_channel = keys.node_channel
+        self._broadcast_channel = keys.broadcast_channel
         self._ttl_ms = max(int(limits.cluster_ttl_s * 1000), 1)
         self._local = LocalRouter()
         self._service: IRouterHost | None = None
@@ -440,7 +395,7 @@ class RedisRouter:
             )
             return succeed(False)
         key = self._key_prefix + name
-        claim = maybeDeferred(commands.eval, _CLAIM_SCRIPT, [key], [self.node_id, self._ttl_ms])
+        claim = maybeDeferred(commands.eval, CLAIM_SCRIPT, [key], [self.node_id, self._ttl_ms])
         return claim.addCallbacks(
             self._claimed, self._claim_failed, (name, recipient), None, (name,)
         )
@@ -844,7 +799,7 @@ class RedisRouter:
         for start in range(0, len(names), CLAIMS_PER_CALL):
             batch = names[start : start + CLAIMS_PER_CALL]
             keys = [self._key_prefix + name for name in batch]
-            refreshed = commands.eval(_REFRESH_SCRIPT, keys, args)
+            refreshed = commands.eval(REFRESH_SCRIPT, keys, args)
             refreshed.addCallbacks(self._refreshed, self._refresh_failed, (batch,))
 
     def _release_doubtful_claims(self) -> None:
@@ -877,7 +832,7 @@ class RedisRouter:
         if commands is None:
             return  # the claims lapse after the TTL
         keys = [self._key_prefix + name for name in names]
-        released = maybeDeferred(commands.eval, _RELEASE_SCRIPT, keys, [self.node_id])
+        released = maybeDeferred(commands.eval, RELEASE_SCRIPT, keys, [self.node_id])
         released.addErrback(
             lambda failure: self.log.info(
                 "releasing claims failed (they lapse after the TTL): {error}",
