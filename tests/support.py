@@ -9,8 +9,8 @@ from twisted.internet.testing import StringTransport
 from zope.interface import implementer
 
 from chatproto.limits import Limits
+from chatproto.server.interfaces import IClient
 from chatproto.server.message import Delivery
-from chatproto.server.routing import IClient
 from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory, ChatProtocol
 

@@ -8,7 +8,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.testing import FakeDatagramTransport, StringTransport
 
 from chatproto.limits import Limits
-from chatproto.server.routing import IRecipient, LocalRouter
+from chatproto.server.interfaces import IRecipient
+from chatproto.server.routing import LocalRouter
 from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatProtocol
 from chatproto.server.udp import ChatDatagramProtocol

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
+from zope.interface.verify import verifyObject
 
 from chatproto.cluster.address import RedisAddress
 from chatproto.cluster.router import (
@@ -19,6 +20,7 @@ from chatproto.cluster.router import (
     RedisRouter,
 )
 from chatproto.limits import Limits
+from chatproto.server.interfaces import IRouter, IRouterHost
 from chatproto.server.message import MessageBody, ShortBody
 from chatproto.server.service import ChatService
 from chatproto.wire import relay as relay_wire
@@ -123,6 +125,14 @@ def spooled_body(service: ChatService, size: int) -> MessageBody:
     body.finish()
     assert not body.is_in_memory
     return body
+
+
+def test_router_and_service_provide_the_interfaces_they_meet_by(
+    service: ChatService, router: RedisRouter
+) -> None:
+    """The router is an IRouter and calls back on the service only as an IRouterHost."""
+    assert verifyObject(IRouter, router)
+    assert verifyObject(IRouterHost, service)
 
 
 def test_claims_are_answered_by_redis(service: ChatService, redis: ScriptedRedis) -> None:

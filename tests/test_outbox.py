@@ -9,10 +9,10 @@ from chatproto.server.outbox import (
     QUEUED_DELIVERY_OVERHEAD_BYTES,
     SPOOL_READ_BYTES,
     Outbox,
-    WriteBatcher,
 )
 from chatproto.server.spool import Spool
 from chatproto.server.stats import LatencyHistogram
+from chatproto.server.writes import WriteBatcher
 
 #: Outboxes gather in-memory writes until the batch is flushed (see WriteBatcher).
 BATCHER = WriteBatcher()

@@ -34,6 +34,7 @@ from zope.interface import implementer
 from chatproto.limits import KIB, Limits
 from chatproto.server.message import PREVIEW_BYTES, Delivery
 from chatproto.server.stats import LatencyHistogram
+from chatproto.server.writes import WriteBatcher
 
 #: Bytes read from a spool file per write to the transport.
 SPOOL_READ_BYTES = 64 * KIB
@@ -43,37 +44,6 @@ SPOOL_READ_BYTES = 64 * KIB
 #: ``max_backlog_bytes`` bounds real memory: tracemalloc over a paused queue
 #: of 90-byte messages showed about 490 bytes each.
 QUEUED_DELIVERY_OVERHEAD_BYTES = 512
-
-
-class WriteBatcher:
-    """Gathers the writes of one read's processing into one write per client.
-
-    A sender's read holds many messages; each would cost every recipient a
-    transport write. Outboxes add in-memory deliveries to a pending list and
-    mark themselves here; whoever processed the input calls :meth:`flush` when
-    done, and each marked client gets one ``writeSequence``.
-    """
-
-    __slots__ = ("_marked",)
-
-    log = Logger()
-
-    def __init__(self) -> None:
-        self._marked: list[Outbox] = []
-
-    def mark(self, outbox: "Outbox") -> None:
-        """Remember ``outbox`` as holding pending writes."""
-        self._marked.append(outbox)
-
-    def flush(self) -> None:
-        """Write every marked outbox's pending frames."""
-        while self._marked:
-            marked, self._marked = self._marked, []
-            for outbox in marked:
-                try:
-                    outbox.write_pending()
-                except Exception:
-                    self.log.failure("writing to a client failed")
 
 
 def _memory_cost(delivery: Delivery) -> int:

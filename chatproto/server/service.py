@@ -14,14 +14,16 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from chatproto.limits import Limits
 from chatproto.server import verbose
+from chatproto.server.interfaces import IRecipient, IRouter, IRouterHost
 from chatproto.server.message import Body, Delivery, MessageBody, ShortBody
-from chatproto.server.outbox import WriteBatcher
-from chatproto.server.routing import IRecipient, IRouter, LocalRouter
+from chatproto.server.routing import LocalRouter
 from chatproto.server.spool import Spool
 from chatproto.server.stats import Stats
+from chatproto.server.writes import WriteBatcher
 
 #: What the server says "from" a recent sender after every third delivery
 #: (PROTOCOL §5). The brief's three come first.
@@ -47,6 +49,7 @@ MESSAGES_PER_RANDOM = 3
 VERBOSE_NAMESPACE = "chatproto.verbose"
 
 
+@implementer(IRouterHost)
 class ChatService(service.Service):
     """Route messages between logged-in users and keep their sessions.
 

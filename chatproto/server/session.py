@@ -18,8 +18,8 @@ from collections.abc import Callable
 from twisted.python.failure import Failure
 
 from chatproto.server import verbose
+from chatproto.server.interfaces import IClient
 from chatproto.server.message import MessageBody, ShortBody
-from chatproto.server.routing import IClient
 from chatproto.server.service import ChatService
 from chatproto.wire.codec import ERROR, OK, encode_login, encode_short_body
 from chatproto.wire.events import (

@@ -14,9 +14,9 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from chatproto.server.interfaces import IClient
 from chatproto.server.message import Delivery
 from chatproto.server.outbox import Outbox
-from chatproto.server.routing import IClient
 from chatproto.server.service import ChatService
 from chatproto.server.session import ClientSession
 from chatproto.wire.codec import ERROR, Decoder

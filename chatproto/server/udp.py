@@ -10,8 +10,8 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from chatproto.server.interfaces import IClient
 from chatproto.server.message import Delivery
-from chatproto.server.routing import IClient
 from chatproto.server.service import ChatService
 from chatproto.server.session import ClientSession
 from chatproto.wire.codec import decode_datagram

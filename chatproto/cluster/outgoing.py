@@ -1,0 +1,418 @@
+"""Relaying out: this node's messages for users of other nodes, published in order.
+
+:class:`OutgoingRelay` takes what :meth:`RedisRouter.forward
+<chatproto.cluster.router.RedisRouter.forward>` is given. The messages of
+one reactor turn make one :class:`_Batch`: one ``MGET`` says where their
+recipients are, then runs of small messages go out as one ``PUBLISH`` per
+channel, and a big body (over :data:`RELAY_PIECE_BYTES`) in pieces, at most
+:data:`RELAY_WINDOW_BYTES` unanswered at a time. Batches wait in one queue,
+so order from a sender holds; what they hold counts against
+``Limits.max_relay_backlog_bytes`` (the relay backlog).
+"""
+
+import itertools
+from collections import deque
+from collections.abc import Sequence
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from chatproto.cluster.scripts import Keys
+from chatproto.limits import Limits
+from chatproto.server.interfaces import IRouterHost
+from chatproto.server.message import Body, MessageBody, ShortBody
+from chatproto.wire import relay as relay_wire
+
+#: Wire bytes of a relayed body published as one message; bigger ones go in pieces.
+RELAY_PIECE_BYTES = 64 * 1024
+#: Bytes published but not yet answered by Redis before a big body waits.
+RELAY_WINDOW_BYTES = 1024 * 1024
+#: Memory a queued message costs beyond its body bytes (the entry, its lists
+#: and bytes objects), counted into the relay backlog so that
+#: ``max_relay_backlog_bytes`` bounds real memory: tracemalloc over 10,000
+#: queued 32-byte messages showed about 430 bytes each.
+RELAY_ENTRY_OVERHEAD_BYTES = 512
+
+
+class _Outgoing:
+    """A message on its way to other nodes.
+
+    Attributes:
+        recipients: the userids it is for, or None for a BROADCAST.
+        payload: the whole body as published (short and small bodies), else None.
+        body: a big body, held (acquired) until its last piece is published.
+        channels: where a big message goes and whom it names there, fixed
+            when its first piece is published.
+        held_bytes: what it holds, counted against the relay backlog limit:
+            its bytes in memory, or a spooled body's size (the disk and the
+            open file it keeps until published).
+    """
+
+    __slots__ = (
+        "sender",
+        "size",
+        "message_id",
+        "kind",
+        "payload",
+        "body",
+        "wire",
+        "offset",
+        "begun",
+        "channels",
+        "held_bytes",
+        "recipients",
+    )
+
+    def __init__(
+        self, sender: bytes, recipients: list[bytes] | None, body: Body, message_id: int
+    ) -> None:
+        self.sender = sender
+        self.recipients = recipients
+        self.size = body.size
+        self.message_id = message_id
+        self.body: MessageBody | None = None
+        self.wire: bytes | None = None  # a big in-memory body's frames, joined once
+        self.offset = 0  # wire bytes of a big body published so far
+        self.begun = False
+        self.channels: list[tuple[bytes, tuple[bytes, ...]]] = []
+        if isinstance(body, ShortBody):
+            self.kind, self.payload = relay_wire.SHORT, body.data
+        elif body.wire_size <= RELAY_PIECE_BYTES:
+            self.kind, self.payload = relay_wire.CHUNKED, b"".join(body.frames())
+        else:
+            self.kind, self.payload = relay_wire.BEGIN, None
+            if body.is_in_memory:
+                self.wire = b"".join(body.frames())
+            else:
+                body.acquire()
+                self.body = body
+        held = body.wire_size if self.body is not None else len(self.payload or self.wire or b"")
+        self.held_bytes = held + RELAY_ENTRY_OVERHEAD_BYTES
+
+    @property
+    def is_big(self) -> bool:
+        """Whether it goes in pieces (:data:`relay_wire.BEGIN` ... :data:`relay_wire.END`)."""
+        return self.payload is None
+
+    def header(self, origin: bytes, names: tuple[bytes, ...] | list[bytes]) -> bytes:
+        """Its header line, naming ``names`` (none on the broadcast channel)."""
+        return relay_wire.encode_message(
+            self.kind, origin, self.message_id, self.size, self.sender, names
+        )
+
+    def next_piece(self) -> bytes:
+        """Return the next run of a big body's wire frames (empty when all were read)."""
+        if self.wire is not None:
+            piece = self.wire[self.offset : self.offset + RELAY_PIECE_BYTES]
+        else:
+            assert self.body is not None
+            piece = self.body.read_wire(self.offset, RELAY_PIECE_BYTES)
+        self.offset += len(piece)
+        return piece
+
+    def release(self) -> None:
+        if self.body is not None:
+            self.body.release()
+            self.body = None
+        self.wire = None
+
+
+class _Batch:
+    """The messages for other nodes gathered in one reactor turn, published together.
+
+    Attributes:
+        entries: the messages, in the order they were sent.
+        owners: each recipient's node, once Redis answered (None until then).
+        position: entries before it are published.
+    """
+
+    __slots__ = ("entries", "owners", "position", "dropped")
+
+    def __init__(self, entries: list[_Outgoing]) -> None:
+        self.entries = entries
+        self.owners: dict[bytes, bytes | None] | None = None
+        self.position = 0
+        self.dropped = False
+
+    def names(self) -> list[bytes]:
+        """Every recipient named by its SENDs, once each."""
+        names: dict[bytes, None] = {}
+        for entry in self.entries:
+            if entry.recipients is not None:
+                names.update(dict.fromkeys(entry.recipients))
+        return list(names)
+
+    @property
+    def held_bytes(self) -> int:
+        return sum(entry.held_bytes for entry in self.entries[self.position :])
+
+    def release(self) -> None:
+        for entry in self.entries[self.position :]:
+            entry.release()
+
+
+class OutgoingRelay:
+    """The queue of messages for other nodes, and their publishing.
+
+    Attributes:
+        commands: the command connection while it is up, else None (the
+            router sets it; messages are dropped while it is None).
+        host: the service, for its counters (set when the router starts).
+        node_id: this node's name, the origin of what it publishes.
+        dropped_while_away: messages dropped for want of Redis since it was
+            last up (the router reports and resets it).
+    """
+
+    def __init__(
+        self,
+        node_id: bytes,
+        keys: Keys,
+        reactor,  # type: ignore[no-untyped-def]
+        limits: Limits,
+        log: Logger,
+    ) -> None:
+        self.node_id = node_id
+        self.log = log
+        self.commands = None  # a txredisapi.RedisProtocol while connected
+        self.host: IRouterHost | None = None
+        self.dropped_while_away = 0
+        self._reactor = reactor
+        self._limits = limits
+        self._key_prefix = keys.user_prefix
+        self._node_prefix = keys.node_prefix
+        self._broadcast_channel = keys.broadcast_channel
+        self._gathering: list[_Outgoing] = []  # this turn's, published at its end
+        self._publish_call: IDelayedCall | None = None
+        self._queue: deque[_Batch] = deque()
+        self._drained: list[Deferred[None]] = []  # fired when _queue empties
+        self._relay_bytes = 0  # held by the queue, and published but unanswered
+        self._unanswered_bytes = 0
+        self._message_ids = itertools.count(1)
+        self._backlog_full = False
+
+    def forward(self, sender: bytes, recipients: Sequence[bytes] | None, body: Body) -> None:
+        """Queue a message for the users named elsewhere (``IRouter.forward``).
+
+        It is dropped, and counted, while Redis is unreachable or the relay
+        backlog is full; else it is published at the end of this reactor turn.
+        """
+        if self.commands is None:
+            self.dropped_while_away += 1
+            self._not_relayed("Redis unreachable")
+            return
+        names = None if recipients is None else list(recipients)
+        entry = _Outgoing(sender, names, body, next(self._message_ids))
+        # One message is always let in, however big (--max-message may pass the limit).
+        backlog = self._relay_bytes
+        if backlog and backlog + entry.held_bytes > self._limits.max_relay_backlog_bytes:
+            entry.release()
+            self._not_relayed("relay backlog full")
+            if not self._backlog_full:  # one line per episode, not per message
+                self._backlog_full = True
+                self.log.info(
+                    "relay backlog full (--max-relay-backlog): messages for other nodes "
+                    "are dropped until Redis catches up"
+                )
+            return
+        self._backlog_full = False
+        self._relay_bytes += entry.held_bytes
+        self._gathering.append(entry)
+        if self._publish_call is None:
+            # Everything sent this turn goes out together: one lookup, and
+            # one PUBLISH per channel for a run of messages.
+            self._publish_call = self._reactor.callLater(0, self._end_of_turn)
+
+    def when_drained(self) -> Deferred[None]:
+        """Publish this turn's messages now; fire once the queue is empty.
+
+        The wait is at most ``cluster_timeout_s`` (then it fires anyway), and
+        none while Redis is unreachable.
+        """
+        if self._publish_call is not None and self._publish_call.active():
+            self._publish_call.cancel()
+            self._end_of_turn()
+        drained: Deferred[None] = Deferred()
+        if self._queue and self.commands is not None:
+            self._drained.append(drained)
+            drained.addTimeout(self._limits.cluster_timeout_s, self._reactor, lambda *_: None)
+        else:
+            drained.callback(None)
+        return drained
+
+    def _end_of_turn(self) -> None:
+        """Look up where this turn's recipients are, then publish in order."""
+        try:
+            self._gathered()
+        except Exception:  # a bug: drop this turn's messages, keep relaying
+            self.log.failure("relaying to other nodes failed")
+            self.drop("internal error")
+
+    def _gathered(self) -> None:
+        self._publish_call = None
+        batch = _Batch(self._gathering)
+        self._gathering = []
+        commands = self.commands
+        if commands is None:  # lost meanwhile; drop() counted them
+            return
+        self._queue.append(batch)
+        names = batch.names()
+        if names:
+            where = commands.execute_command("MGET", *[self._key_prefix + n for n in names])
+            where.addCallbacks(self._located, self._not_located, (batch, names), None, (batch,))
+        else:
+            batch.owners = {}
+            self._pump()
+
+    def _located(self, owners: list[bytes | None], batch: _Batch, names: list[bytes]) -> None:
+        batch.owners = dict(zip(names, owners, strict=True))
+        self._pump()
+
+    def _not_located(self, failure: Failure, batch: _Batch) -> None:
+        if not batch.dropped:
+            batch.owners = {}
+            for entry in batch.entries:
+                if entry.recipients is not None:
+                    entry.recipients = []
+                    self._not_relayed("Redis error")
+            self.log.info("recipients not looked up: {error}", error=failure.getErrorMessage())
+            self._pump()
+
+    def _pump(self) -> None:
+        """Publish queued batches, in order, as far as the window allows."""
+        queue = self._queue
+        try:
+            while queue and self.commands is not None:
+                batch = queue[0]
+                if batch.owners is None or not self._publish(batch):
+                    return  # waiting for Redis to say where, or for room in the window
+                queue.popleft()
+        except Exception:  # a bug: drop what waits rather than stall relaying for good
+            self.log.failure("relaying to other nodes failed")
+            self.drop("internal error")
+        if not queue:
+            self._fire_drained()
+
+    def _fire_drained(self) -> None:
+        drained, self._drained = self._drained, []
+        for waiting in drained:
+            if not waiting.called:  # else it timed out
+                waiting.callback(None)
+
+    def _publish(self, batch: _Batch) -> bool:
+        """Publish what is left of ``batch``; True when it is all out.
+
+        Consecutive small messages are published as one batch per channel.
+        A run stops at a change between SEND and BROADCAST (the two go to
+        different channels, and the order between them must hold) and at a
+        big message, which goes in pieces under the window.
+        """
+        assert batch.owners is not None
+        run: dict[bytes, list[bytes]] = {}
+        run_is_broadcast = False
+        entries = batch.entries
+        while batch.position < len(entries):
+            entry = entries[batch.position]
+            if entry.is_big or (run and run_is_broadcast != (entry.recipients is None)):
+                self._publish_run(run)
+                run = {}
+            if entry.is_big:
+                if not self._publish_big(entry, batch.owners):
+                    return False
+            else:
+                run_is_broadcast = entry.recipients is None
+                for channel, names in self._channels(entry, batch.owners):
+                    run.setdefault(channel, []).append(entry.header(self.node_id, names))
+                    run[channel].append(entry.payload)  # type: ignore[arg-type]
+            batch.position += 1
+            self._relay_bytes -= entry.held_bytes
+            entry.release()
+        self._publish_run(run)
+        return True
+
+    def _channels(
+        self, entry: _Outgoing, owners: dict[bytes, bytes | None]
+    ) -> list[tuple[bytes, tuple[bytes, ...]]]:
+        """Where ``entry`` goes, and whom it names on each node's channel."""
+        if entry.recipients is None:
+            channels = [(self._broadcast_channel, ())]
+        else:
+            by_node: dict[bytes, list[bytes]] = {}
+            for name in entry.recipients:
+                owner = owners.get(name)
+                if owner is not None and owner != self.node_id:  # offline, or gone from here
+                    by_node.setdefault(owner, []).append(name)
+            channels = [(self._node_prefix + node, tuple(ns)) for node, ns in by_node.items()]
+        if self.host is not None:
+            self.host.stats.messages_relayed_out += len(channels)
+        return channels
+
+    def _publish_run(self, run: dict[bytes, list[bytes]]) -> None:
+        for channel, parts in run.items():
+            # parts alternate header and payload; a batch frames each message.
+            messages = [parts[i] + parts[i + 1] for i in range(0, len(parts), 2)]
+            self._send(channel, relay_wire.encode_batch(messages))
+
+    def _publish_big(self, entry: _Outgoing, owners: dict[bytes, bytes | None]) -> bool:
+        """Publish a big message's beginning, pieces and end, as far as the window allows."""
+        if not entry.begun:
+            entry.begun = True
+            entry.channels = self._channels(entry, owners)
+            for channel, names in entry.channels:
+                self._send(channel, relay_wire.encode_batch([entry.header(self.node_id, names)]))
+        channels = entry.channels
+        while self._unanswered_bytes < RELAY_WINDOW_BYTES:
+            piece = entry.next_piece() if channels else b""
+            if not piece:
+                end = relay_wire.encode_end(self.node_id, entry.message_id)
+                end = relay_wire.encode_batch([end])
+                for channel, _ in channels:
+                    self._send(channel, end)
+                return True
+            message = relay_wire.encode_batch(
+                [relay_wire.encode_piece(self.node_id, entry.message_id, piece)]
+            )
+            for channel, _ in channels:
+                self._send(channel, message)
+        return False
+
+    def _send(self, channel: bytes, message: bytes) -> None:
+        assert self.commands is not None
+        size = len(message)
+        self._unanswered_bytes += size
+        self._relay_bytes += size
+        published = self.commands.execute_command("PUBLISH", channel, message)
+        published.addBoth(self._answered, size)
+
+    def _answered(self, result: object, size: int) -> None:
+        self._unanswered_bytes -= size
+        self._relay_bytes -= size
+        if self._queue and self._unanswered_bytes < RELAY_WINDOW_BYTES:
+            self._pump()
+
+    def _not_relayed(self, reason: str) -> None:
+        if self.host is not None:
+            self.host.stats.messages_not_relayed[reason] += 1
+
+    def drop(self, reason: str) -> None:
+        """Drop every message not yet (wholly) published: they will not be."""
+        queue, self._queue = self._queue, deque()
+        queue.append(_Batch(self._gathering))
+        self._gathering = []
+        if self._publish_call is not None and self._publish_call.active():
+            self._publish_call.cancel()
+        self._publish_call = None
+        count = 0
+        for batch in queue:
+            batch.dropped = True
+            self._relay_bytes -= batch.held_bytes
+            count += len(batch.entries) - batch.position
+            batch.release()
+        for _ in range(count):
+            self._not_relayed(reason)
+        self._fire_drained()
+        if count:
+            self.log.info(
+                "{count} messages for other nodes dropped: {reason}", count=count, reason=reason
+            )
