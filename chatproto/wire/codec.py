@@ -10,11 +10,19 @@ Peer mistakes are data, not exceptions: the decoder reports them as
 at the next command. An exception escaping :meth:`Decoder.next_event` is a bug.
 """
 
-import re
-from collections.abc import Iterable, Sequence
 from typing import Final
 
 from chatproto.limits import Limits
+from chatproto.wire.buffer import LINE_TOO_LONG, ReceiveBuffer
+from chatproto.wire.encode import (  # noqa: F401 (moved; re-exported until importers move)
+    encode_chunked_body,
+    encode_command,
+    encode_from,
+    encode_login,
+    encode_message,
+    encode_short_body,
+    split_chunks,
+)
 from chatproto.wire.events import (
     NEED_DATA,
     BodyData,
@@ -27,201 +35,16 @@ from chatproto.wire.events import (
     ShortMessage,
     _NeedData,
 )
-
-#: Reply to an accepted ``ME IS``.
-OK: Final = b"OK\n"
-#: Reply to anything refused (PROTOCOL §2, §3).
-ERROR: Final = b"ERROR\n"
-#: Largest short body: its length is one or two decimal digits.
-MAX_SHORT_BODY: Final = 99
-#: Largest chunk: its size is one to three decimal digits.
-MAX_CHUNK: Final = 999
-#: Longest userid (PROTOCOL §2).
-MAX_USERID: Final = 32
-
-# PROTOCOL §2: 1 to 32 bytes of printable ASCII without space.
-_USERID_RE = re.compile(rb"[\x21-\x7e]{1,32}")
-# What follows a command line when a short body comes at once: the line end,
-# a short length 0..99 (PROTOCOL §3), its line end.
-_SHORT_LENGTH_LINE_RE = re.compile(rb"\r?\n([0-9]{1,2})\r?\n")
-# A whole chunk header line, as it comes in the common case.
-_CHUNK_HEADER_LINE_RE = re.compile(rb"C([0-9]{1,3})\r?\n")
-# PROTOCOL §3: chunk size C0..C999 (leading zeros allowed).
-_CHUNK_HEADER_RE = re.compile(rb"C([0-9]{1,3})")
-# A chunk header in the form the server itself writes: C1..C999, plain \n.
-_CANONICAL_CHUNK_HEADER_RE = re.compile(rb"C([1-9][0-9]{0,2})\n")
-_LOGIN_PREFIX = b"ME IS "
-
-
-def is_valid_userid(name: bytes) -> bool:
-    """Tell whether ``name`` may be a userid: 1-32 bytes of 0x21-0x7E (PROTOCOL §2)."""
-    return _USERID_RE.fullmatch(name) is not None
-
-
-class _LineTooLong:
-    __slots__ = ()
-
-
-#: Returned by :meth:`ReceiveBuffer.take_line` for a line over the limit.
-LINE_TOO_LONG: Final = _LineTooLong()
-
-
-class ReceiveBuffer:
-    """Bytes received but not yet parsed, consumed from the front without copying.
-
-    Data lives in one ``bytearray`` with a read offset; consuming moves the
-    offset, and the consumed prefix is dropped once per :meth:`feed`. A line
-    search resumes where the previous one stopped and never looks further
-    than the line limit, so a line arriving a byte at a time, or thousands of
-    frames in one read, cost time linear in the bytes received.
-    """
-
-    __slots__ = ("_data", "_start", "_scan")
-
-    def __init__(self) -> None:
-        self._data = bytearray()
-        self._start = 0  # first unconsumed byte
-        self._scan = 0  # no newline in _data[_start:_scan]
-
-    def __len__(self) -> int:
-        return len(self._data) - self._start
-
-    def feed(self, data: bytes) -> None:
-        """Append ``data``, first dropping what has been consumed."""
-        if self._start:
-            del self._data[: self._start]
-            self._scan -= self._start
-            self._start = 0
-        self._data += data
-
-    def take_line(self, max_line: int) -> bytes | _LineTooLong | None:
-        """Consume and return the next line without its ``\\n`` or ``\\r\\n``.
-
-        Returns:
-            The line; ``None`` if no complete line is buffered yet; or
-            :data:`LINE_TOO_LONG` if the line is (or will be) longer than
-            ``max_line`` bytes, decided without buffering the rest of it.
-        """
-        data = self._data
-        start = self._start
-        limit = start + max_line + 2  # the line, an optional \r, the \n
-        newline = data.find(b"\n", self._scan, limit)
-        if newline < 0:
-            if len(data) >= limit:
-                return LINE_TOO_LONG
-            self._scan = len(data)
-            return None
-        end = newline - 1 if newline > start and data[newline - 1] == 0x0D else newline
-        if end - start > max_line:
-            return LINE_TOO_LONG
-        line = bytes(data[start:end])
-        self._start = self._scan = newline + 1
-        return line
-
-    def take_short_frame(self, line: bytes, max_body: int) -> bytes | None:
-        """Consume ``line``, a short length line and the body, if all are buffered as such.
-
-        This is the common case of a client repeating a command line, read in
-        one step. Returns the body, or ``None`` (consuming nothing) when the
-        buffer does not start with exactly that: the caller then parses line
-        by line, with the same result (also for a body over ``max_body``).
-        """
-        data = self._data
-        start = self._start
-        if not data.startswith(line, start):
-            return None
-        length_line = _SHORT_LENGTH_LINE_RE.match(data, start + len(line))
-        if length_line is None:
-            return None
-        body_start = length_line.end()
-        size = int(length_line.group(1))
-        end = body_start + size
-        if len(data) < end or size > max_body:
-            return None
-        body = bytes(data[body_start:end])
-        self._start = end
-        if self._scan < end:
-            self._scan = end
-        return body
-
-    def take_chunk(self, max_size: int) -> bytes | None:
-        """Consume a chunk header and its data if both are buffered, as they usually are.
-
-        Returns the chunk's data (empty for ``C0``), or ``None`` (consuming
-        nothing) when the buffer does not start with a whole header and its
-        data, or the size is over ``max_size``: the caller then reads the
-        header as a line, with the same result.
-        """
-        header = _CHUNK_HEADER_LINE_RE.match(self._data, self._start)
-        if header is None:
-            return None
-        size = int(header.group(1))
-        start = header.end()
-        end = start + size
-        if size > max_size or len(self._data) < end:
-            return None
-        with memoryview(self._data) as view:
-            data = view[start:end].tobytes()
-        self._start = end
-        if self._scan < end:
-            self._scan = end
-        return data
-
-    def take_chunk_run(self, max_size: int) -> tuple[bytes, int] | None:
-        """Consume the whole chunks buffered at the front, headers and all, in one piece.
-
-        Only chunks with canonical headers (``C<n>\\n``, ``n`` 1 to 999 without
-        leading zero) are taken, at most ``max_size`` body bytes of them, and
-        never ``C0``. Returns ``(wire, body bytes)``, or ``None`` (consuming
-        nothing) when not even one such chunk is buffered whole.
-        """
-        data = self._data
-        match = _CANONICAL_CHUNK_HEADER_RE.match
-        start = position = self._start
-        available = len(data)
-        size = 0
-        while header := match(data, position):
-            chunk = int(header.group(1))
-            end = header.end() + chunk
-            if end > available or size + chunk > max_size:
-                break
-            size += chunk
-            position = end
-        if position == start:
-            return None
-        wire = bytes(data[start:position])
-        self._start = position
-        if self._scan < position:
-            self._scan = position
-        return wire, size
-
-    def take_rest(self, max_line: int) -> bytes | _LineTooLong:
-        """Consume everything buffered as one last line (at end of input).
-
-        A trailing ``\\r`` is dropped; more than ``max_line`` bytes is
-        :data:`LINE_TOO_LONG`.
-        """
-        data = self._data
-        end = len(data) - 1 if data.endswith(b"\r") else len(data)
-        if end - self._start > max_line:
-            return LINE_TOO_LONG
-        line = bytes(data[self._start : end])
-        self._start = self._scan = len(data)
-        return line
-
-    def take(self, size: int) -> bytes | None:
-        """Consume exactly ``size`` bytes, or return ``None`` if fewer are buffered."""
-        start = self._start
-        end = start + size
-        if len(self._data) < end:
-            return None
-        with memoryview(self._data) as view:
-            piece = view[start:end].tobytes()
-        self._start = end
-        if self._scan < end:
-            self._scan = end
-        return piece
-
+from chatproto.wire.grammar import (  # noqa: F401 (moved; re-exported until importers move)
+    CHUNK_HEADER_RE,
+    ERROR,
+    LOGIN_PREFIX,
+    MAX_CHUNK,
+    MAX_SHORT_BODY,
+    OK,
+    USERID_RE,
+    is_valid_userid,
+)
 
 # Decoder states.
 _COMMAND = 0  # expecting a command line
@@ -387,9 +210,9 @@ class Decoder:
 
     def _parse_command(self, line: bytes) -> Login | Rejected | None:
         """Parse a command line; ``None`` means a message body follows."""
-        if line.startswith(_LOGIN_PREFIX):
-            user = line[len(_LOGIN_PREFIX) :]
-            if _USERID_RE.fullmatch(user):
+        if line.startswith(LOGIN_PREFIX):
+            user = line[len(LOGIN_PREFIX) :]
+            if USERID_RE.fullmatch(user):
                 return Login(user)
             return Rejected("invalid userid", False, line)
         if line == self._last_line:
@@ -411,7 +234,7 @@ class Decoder:
                 self._refusal = "SEND names no recipient"
             elif len(names) > self._limits.max_recipients:
                 self._refusal = "too many recipients"
-            elif not all(map(_USERID_RE.fullmatch, names)):
+            elif not all(map(USERID_RE.fullmatch, names)):
                 self._refusal = "invalid recipient userid"
             else:
                 self._refusal = None
@@ -430,7 +253,7 @@ class Decoder:
         chunk = None
         if is_first and len(line) <= 2 and line.isdigit():  # short: 0..99
             size = int(line)
-        elif chunk := _CHUNK_HEADER_RE.fullmatch(line):
+        elif chunk := CHUNK_HEADER_RE.fullmatch(line):
             size = int(chunk.group(1))
         else:
             return self._fail("bad length line" if is_first else "bad chunk header", line)
@@ -483,74 +306,3 @@ def decode_datagram(datagram: bytes, limits: Limits) -> list[Event]:
     if not frames:
         return [Rejected("no command in datagram", False, datagram)]
     return events
-
-
-# -- encoding ---------------------------------------------------------------
-
-
-def encode_login(user: bytes) -> bytes:
-    """Return the ``ME IS`` line for ``user``."""
-    return _LOGIN_PREFIX + user + b"\n"
-
-
-def encode_command(recipients: Sequence[bytes] | None) -> bytes:
-    """Return the ``SEND`` line for ``recipients``, or ``BROADCAST`` for ``None``."""
-    if recipients is None:
-        return b"BROADCAST\n"
-    if not recipients:
-        raise ValueError("SEND needs at least one recipient")
-    return b"SEND " + b" ".join(recipients) + b"\n"
-
-
-def encode_from(sender: bytes) -> bytes:
-    """Return the ``FROM`` line that heads a delivery (PROTOCOL §4)."""
-    return b"FROM " + sender + b"\n"
-
-
-def encode_short_body(data: bytes) -> list[bytes]:
-    """Frame a short body (0-99 bytes) as its length line and the bytes.
-
-    Raises:
-        ValueError: ``data`` is longer than a short body may be.
-    """
-    size = len(data)
-    if size > MAX_SHORT_BODY:
-        raise ValueError(f"a short body holds at most {MAX_SHORT_BODY} bytes, not {size}")
-    return [b"%d\n" % size, data] if size else [b"0\n"]
-
-
-def encode_chunked_body(chunks: Iterable[bytes]) -> list[bytes]:
-    """Frame chunks (1-999 bytes each) as ``C<n>`` frames ending with ``C0``.
-
-    Raises:
-        ValueError: a chunk is empty or longer than 999 bytes.
-    """
-    frames: list[bytes] = []
-    for chunk in chunks:
-        size = len(chunk)
-        if not 0 < size <= MAX_CHUNK:
-            raise ValueError(f"a chunk holds 1 to {MAX_CHUNK} bytes, not {size}")
-        frames.append(b"C%d\n" % size)
-        frames.append(chunk)
-    frames.append(b"C0\n")
-    return frames
-
-
-def split_chunks(data: bytes, size: int = MAX_CHUNK) -> list[bytes]:
-    """Cut ``data`` into chunks of at most ``size`` bytes (none for empty data)."""
-    if not 0 < size <= MAX_CHUNK:
-        raise ValueError(f"chunk size must be 1 to {MAX_CHUNK}")
-    return [data[i : i + size] for i in range(0, len(data), size)]
-
-
-def encode_message(
-    recipients: Sequence[bytes] | None, body: bytes, *, chunked: bool | None = None
-) -> bytes:
-    """Return a whole ``SEND``/``BROADCAST`` frame, as a client sends it.
-
-    ``chunked=None`` picks a short body when ``body`` fits in 99 bytes.
-    """
-    if chunked is None:
-        chunked = len(body) > MAX_SHORT_BODY
-    frames = encode_chunked_body(split_chunks(body)) if chunked else encode_short_body(body)
-    return encode_command(recipients) + b"".join(frames)
