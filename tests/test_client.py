@@ -194,7 +194,7 @@ def decode_body(frames: bytes) -> tuple[list[int], bytes]:
             sizes.append(len(event.data))
         if isinstance(event, DeliveryEnd):
             break
-    assert events[0] == DeliveryStart(b"x", True) and events[-1] == DeliveryEnd()
+    assert events[0] == DeliveryStart(b"x") and events[-1] == DeliveryEnd()
     return sizes, b"".join(e.data for e in events if isinstance(e, DeliveryData))
 
 

@@ -13,6 +13,7 @@ at the next command. An exception escaping :meth:`Decoder.next_event` is a bug.
 from typing import Final
 
 from chatproto.limits import Limits
+from chatproto.wire.body import BODY_END, CHUNKED_START, BodyError, BodyReader
 from chatproto.wire.buffer import LINE_TOO_LONG, ReceiveBuffer
 from chatproto.wire.encode import (  # noqa: F401 (moved; re-exported until importers move)
     encode_chunked_body,
@@ -48,12 +49,8 @@ from chatproto.wire.grammar import (  # noqa: F401 (moved; re-exported until imp
 
 # Decoder states.
 _COMMAND = 0  # expecting a command line
-_LENGTH = 1  # after SEND/BROADCAST: expecting the first length line
-_SHORT_BODY = 2  # expecting the short body's bytes
-_CHUNK_HEADER = 3  # expecting C<n>
-_CHUNK_DATA = 4  # expecting the chunk's bytes
-_END = 5  # the body is complete: report MessageEnd (or the refusal)
-_FAILED = 6  # terminal: the stream cannot be resynchronised
+_BODY = 1  # after SEND/BROADCAST: the body reader has the stream
+_FAILED = 2  # terminal: the stream cannot be resynchronised
 
 _MESSAGE_END: Final = MessageEnd()
 
@@ -70,6 +67,9 @@ class Decoder:
     :class:`~chatproto.wire.events.BodyFrames` where their headers allow (the TCP
     protocol asks for this: it saves an event and a copy per chunk).
 
+    The command lines are parsed here; the body after them is framed by the
+    :class:`~chatproto.wire.body.BodyReader` the client decoder uses too.
+
     A refused ``SEND``/``BROADCAST`` (no or bad recipients, too many, arguments
     to ``BROADCAST``) is still framed, and reported as a non-fatal
     :class:`~chatproto.wire.events.Rejected` where its ``MessageEnd`` would be, so
@@ -79,15 +79,14 @@ class Decoder:
 
     __slots__ = (
         "_limits",
-        "_coalesce_chunks",
+        "_body",
+        "_read_body",
         "_buffer",
         "_state",
         "_at_eof",
-        "_need",
         "_line",
         "_recipients",
         "_refusal",
-        "_body_bytes",
         "_failure",
         "_last_line",
         "_last_parse",
@@ -95,15 +94,14 @@ class Decoder:
 
     def __init__(self, limits: Limits, coalesce_chunks: bool = False) -> None:
         self._limits = limits
-        self._coalesce_chunks = coalesce_chunks
+        self._body = BodyReader(limits, BodyData, coalesce_chunks)
+        self._read_body = self._body.read
         self._buffer = ReceiveBuffer()
         self._state = _COMMAND
         self._at_eof = False
-        self._need = 0  # bytes of the short body or current chunk
         self._line = b""  # the current message's command line
         self._recipients: tuple[bytes, ...] | None = None
         self._refusal: str | None = None
-        self._body_bytes = 0
         self._failure: Rejected | None = None
         # The last SEND/BROADCAST line and its parse: clients repeat them.
         self._last_line = b""
@@ -117,7 +115,7 @@ class Decoder:
     @property
     def is_mid_message(self) -> bool:
         """Whether a command line has been read but not yet its whole body."""
-        return _LENGTH <= self._state <= _END
+        return self._state == _BODY
 
     def feed(self, data: bytes) -> None:
         """Add received bytes. Feeding after :meth:`eof` is a caller bug."""
@@ -146,11 +144,12 @@ class Decoder:
                     body = buffer.take_short_frame(self._last_line, limits.max_message_bytes)
                     if body is not None:
                         return ShortMessage(self._last_parse[0], body, self._last_line)
-                line = buffer.take_line(limits.max_line_bytes)
+                max_line = limits.max_line_bytes
+                line = buffer.take_line(max_line)
                 if line is None:
                     if not (self._at_eof and len(buffer)):
                         return NEED_DATA
-                    line = buffer.take_rest(limits.max_line_bytes)
+                    line = buffer.take_rest(max_line)
                 if line is LINE_TOO_LONG:
                     return self._fail("line too long")
                 assert isinstance(line, bytes)
@@ -158,52 +157,23 @@ class Decoder:
                     event = self._parse_command(line)
                     if event is not None:
                         return event
-            elif state == _SHORT_BODY:
-                data = buffer.take(self._need)
-                if data is None:
-                    return self._fail("eof mid-message") if self._at_eof else NEED_DATA
-                self._state = _COMMAND
-                if self._refusal is not None:
-                    return Rejected(self._refusal, False, self._line)
-                return ShortMessage(self._recipients, data, self._line)
-            elif state == _CHUNK_DATA:
-                data = buffer.take(self._need)
-                if data is None:
-                    return self._fail("eof mid-message") if self._at_eof else NEED_DATA
-                self._state = _CHUNK_HEADER
-                return BodyData(data)
-            elif state == _LENGTH or state == _CHUNK_HEADER:
-                if state == _CHUNK_HEADER:
-                    room = limits.max_message_bytes - self._body_bytes
-                    if self._coalesce_chunks:
-                        # Every whole chunk buffered, in one step.
-                        run = buffer.take_chunk_run(room)
-                        if run is not None:
-                            self._body_bytes += run[1]
-                            return BodyFrames(run[0], run[1])
-                    # The common case: a whole chunk, header and data, in one step.
-                    data = buffer.take_chunk(room)
-                    if data:
-                        self._body_bytes += len(data)
-                        return BodyData(data)
-                    if data is not None:  # C0: the end
-                        self._state = _END
-                        continue
-                line = buffer.take_line(limits.max_line_bytes)
-                if line is None:
-                    return self._fail("eof mid-message") if self._at_eof else NEED_DATA
-                if line is LINE_TOO_LONG:
-                    return self._fail("line too long")
-                assert isinstance(line, bytes)
-                if line:  # PROTOCOL §3: blank lines between frames are ignored
-                    started = self._parse_length(line, state == _LENGTH)
-                    if started is not None:
-                        return started
-            elif state == _END:
-                self._state = _COMMAND
-                if self._refusal is not None:
-                    return Rejected(self._refusal, False, self._line)
-                return _MESSAGE_END
+            elif state == _BODY:
+                piece = self._read_body(buffer, self._at_eof)
+                kind = piece.__class__
+                if kind is BodyData or kind is BodyFrames or piece is NEED_DATA:
+                    return piece
+                if kind is bytes or piece is BODY_END:  # a short body, or the end
+                    self._state = _COMMAND
+                    if self._refusal is not None:
+                        return Rejected(self._refusal, False, self._line)
+                    if kind is bytes:
+                        return ShortMessage(self._recipients, piece, self._line)
+                    return _MESSAGE_END
+                if piece is CHUNKED_START:
+                    return MessageStart(self._recipients, self._line)
+                if kind is BodyError:
+                    return self._fail(piece.reason, piece.line)
+                # SHORT_START: the body's bytes come next, whole.
             else:
                 assert self._failure is not None
                 return self._failure
@@ -220,8 +190,8 @@ class Decoder:
         elif not self._parse_message_line(line):
             return Rejected("unknown command", False, line)
         self._line = line
-        self._body_bytes = 0
-        self._state = _LENGTH
+        self._body.start()
+        self._state = _BODY
         return None
 
     def _parse_message_line(self, line: bytes) -> bool:
@@ -247,27 +217,6 @@ class Decoder:
         self._last_line = line
         self._last_parse = (self._recipients, self._refusal)
         return True
-
-    def _parse_length(self, line: bytes, is_first: bool) -> MessageStart | Rejected | None:
-        """Parse a length line (first frame) or chunk header; ``None`` means go on."""
-        chunk = None
-        if is_first and len(line) <= 2 and line.isdigit():  # short: 0..99
-            size = int(line)
-        elif chunk := CHUNK_HEADER_RE.fullmatch(line):
-            size = int(chunk.group(1))
-        else:
-            return self._fail("bad length line" if is_first else "bad chunk header", line)
-        if self._body_bytes + size > self._limits.max_message_bytes:
-            return self._fail("message too large", line)
-        self._body_bytes += size
-        self._need = size
-        if chunk is None:
-            self._state = _SHORT_BODY  # reported whole, as a ShortMessage
-            return None
-        self._state = _CHUNK_DATA if size else _END
-        if is_first:
-            return MessageStart(self._recipients, True, self._line)
-        return None
 
     def _fail(self, reason: str, line: bytes = b"") -> Rejected:
         """Enter the terminal state: the stream cannot be delimited any more."""
