@@ -53,7 +53,7 @@ from chatproto.client.cli import (
     safe_file_stem,
 )
 from chatproto.wire.client_codec import ClientDecoder, DeliveryData, DeliveryEnd, DeliveryStart
-from chatproto.wire.codec import encode_message
+from chatproto.wire.encode import encode_message
 from chatproto.wire.events import NEED_DATA
 from tests.e2e_support import HOST, TIMEOUT_S, Deadline, Server, TcpClient, free_port
 

@@ -19,14 +19,9 @@ from chatproto.wire.client_codec import (
     ServerEvent,
     decode_server_datagram,
 )
-from chatproto.wire.codec import (
-    ERROR,
-    OK,
-    encode_chunked_body,
-    encode_from,
-    encode_short_body,
-)
+from chatproto.wire.encode import encode_chunked_body, encode_from, encode_short_body
 from chatproto.wire.events import NEED_DATA
+from chatproto.wire.grammar import ERROR, OK
 from tests.decoding import cut_at, drain, feed_pieces, is_fatal, streams_of
 
 DEFAULT = Limits()

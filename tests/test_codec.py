@@ -9,20 +9,15 @@ from hypothesis import strategies as st
 
 from chatproto.limits import Limits
 from chatproto.wire import events as events_module
-from chatproto.wire.codec import (
-    ERROR,
-    LINE_TOO_LONG,
-    OK,
-    Decoder,
-    ReceiveBuffer,
-    decode_datagram,
+from chatproto.wire.buffer import LINE_TOO_LONG, ReceiveBuffer
+from chatproto.wire.codec import Decoder, decode_datagram
+from chatproto.wire.encode import (
     encode_chunked_body,
     encode_command,
     encode_from,
     encode_login,
     encode_message,
     encode_short_body,
-    is_valid_userid,
     split_chunks,
 )
 from chatproto.wire.events import (
@@ -35,6 +30,7 @@ from chatproto.wire.events import (
     Rejected,
     ShortMessage,
 )
+from chatproto.wire.grammar import ERROR, OK, is_valid_userid
 from tests.decoding import cut_at, drain, feed_pieces, is_fatal, streams_of
 
 DEFAULT = Limits()

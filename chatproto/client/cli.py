@@ -81,14 +81,9 @@ from chatproto.wire.client_codec import (
     ServerEvent,
     decode_server_datagram,
 )
-from chatproto.wire.codec import (
-    MAX_SHORT_BODY,
-    encode_command,
-    encode_login,
-    encode_message,
-    is_valid_userid,
-)
+from chatproto.wire.encode import encode_command, encode_login, encode_message
 from chatproto.wire.events import NEED_DATA, _NeedData
+from chatproto.wire.grammar import MAX_SHORT_BODY, is_valid_userid
 
 __all__ = [
     # the connection side and the command line

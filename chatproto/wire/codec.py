@@ -15,15 +15,6 @@ from typing import Final
 from chatproto.limits import Limits
 from chatproto.wire.body import BODY_END, CHUNKED_START, BodyError, BodyReader
 from chatproto.wire.buffer import LINE_TOO_LONG, ReceiveBuffer
-from chatproto.wire.encode import (  # noqa: F401 (moved; re-exported until importers move)
-    encode_chunked_body,
-    encode_command,
-    encode_from,
-    encode_login,
-    encode_message,
-    encode_short_body,
-    split_chunks,
-)
 from chatproto.wire.events import (
     NEED_DATA,
     BodyData,
@@ -36,16 +27,7 @@ from chatproto.wire.events import (
     ShortMessage,
     _NeedData,
 )
-from chatproto.wire.grammar import (  # noqa: F401 (moved; re-exported until importers move)
-    CHUNK_HEADER_RE,
-    ERROR,
-    LOGIN_PREFIX,
-    MAX_CHUNK,
-    MAX_SHORT_BODY,
-    OK,
-    USERID_RE,
-    is_valid_userid,
-)
+from chatproto.wire.grammar import LOGIN_PREFIX, USERID_RE
 
 # Decoder states.
 _COMMAND = 0  # expecting a command line

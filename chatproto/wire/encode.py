@@ -8,7 +8,12 @@ over 999 is a caller bug (``ValueError``), never sent.
 
 from collections.abc import Iterable, Sequence
 
-from chatproto.wire.grammar import LOGIN_PREFIX, MAX_CHUNK, MAX_SHORT_BODY
+from chatproto.wire.grammar import (
+    LAST_CHUNK,
+    LOGIN_PREFIX,
+    MAX_CHUNK,
+    MAX_SHORT_BODY,
+)
 
 
 def encode_login(user: bytes) -> bytes:
@@ -42,8 +47,10 @@ def encode_short_body(data: bytes) -> list[bytes]:
     return [b"%d\n" % size, data] if size else [b"0\n"]
 
 
-def encode_chunked_body(chunks: Iterable[bytes]) -> list[bytes]:
-    """Frame chunks (1-999 bytes each) as ``C<n>`` frames ending with ``C0``.
+def encode_chunks(chunks: Iterable[bytes]) -> list[bytes]:
+    """Frame chunks (1-999 bytes each) as ``C<n>`` frames, without the closing ``C0``.
+
+    For a body sent in several writes: the last one adds :data:`LAST_CHUNK`.
 
     Raises:
         ValueError: a chunk is empty or longer than 999 bytes.
@@ -55,7 +62,17 @@ def encode_chunked_body(chunks: Iterable[bytes]) -> list[bytes]:
             raise ValueError(f"a chunk holds 1 to {MAX_CHUNK} bytes, not {size}")
         frames.append(b"C%d\n" % size)
         frames.append(chunk)
-    frames.append(b"C0\n")
+    return frames
+
+
+def encode_chunked_body(chunks: Iterable[bytes]) -> list[bytes]:
+    """Frame chunks (1-999 bytes each) as ``C<n>`` frames ending with ``C0``.
+
+    Raises:
+        ValueError: a chunk is empty or longer than 999 bytes.
+    """
+    frames = encode_chunks(chunks)
+    frames.append(LAST_CHUNK)
     return frames
 
 
@@ -71,7 +88,7 @@ def encode_message(
 ) -> bytes:
     """Return a whole ``SEND``/``BROADCAST`` frame, as a client sends it.
 
-    ``chunked=None`` picks a short body when ``body`` fits in 99 bytes.
+    ``chunked=None`` picks a short body when ``body`` fits in a short body (99 bytes).
     """
     if chunked is None:
         chunked = len(body) > MAX_SHORT_BODY
