@@ -1,7 +1,7 @@
 """``chat_client``: a terminal client for the chat server, and the Twisted side of it.
 
 The wire format is parsed by :mod:`chatproto.wire.client_codec` and framed by the
-encoders of :mod:`chatproto.wire.codec`. The client is split in three modules,
+encoders of :mod:`chatproto.wire.encode`. The client is split in three modules,
 each importing only the ones before it:
 
 * :mod:`chatproto.client.files`: what a delivery becomes (:class:`Inbox`,

@@ -1,4 +1,10 @@
-"""The chat wire format as a pure codec: bytes in, events out; events in, bytes out.
+"""The server side of the wire format: a client's bytes in, events out (PROTOCOL §2, §3).
+
+:class:`Decoder` parses the command lines (``ME IS``, ``SEND``, ``BROADCAST``)
+and leaves the body after them to the shared :class:`~chatproto.wire.body.BodyReader`;
+:func:`decode_datagram` decodes one UDP datagram. The grammar is in
+:mod:`chatproto.wire.grammar`, the frames the server writes in
+:mod:`chatproto.wire.encode`.
 
 No sockets, no clock, no logging and no Twisted here: the TCP protocol feeds
 whatever a read returned, the UDP protocol feeds one datagram and then
