@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 
 from chatproto.limits import Limits
-from chatproto.wire.codec import Decoder, encode_login, encode_message
+from chatproto.wire.codec import Decoder
+from chatproto.wire.encode import encode_login, encode_message
 from chatproto.wire.events import NEED_DATA
 
 

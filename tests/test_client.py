@@ -53,7 +53,7 @@ from chatproto.client.cli import (
     safe_file_stem,
 )
 from chatproto.wire.client_codec import ClientDecoder, DeliveryData, DeliveryEnd, DeliveryStart
-from chatproto.wire.codec import encode_message
+from chatproto.wire.encode import encode_message
 from chatproto.wire.events import NEED_DATA
 from tests.e2e_support import HOST, TIMEOUT_S, Deadline, Server, TcpClient, free_port
 
@@ -194,7 +194,7 @@ def decode_body(frames: bytes) -> tuple[list[int], bytes]:
             sizes.append(len(event.data))
         if isinstance(event, DeliveryEnd):
             break
-    assert events[0] == DeliveryStart(b"x", True) and events[-1] == DeliveryEnd()
+    assert events[0] == DeliveryStart(b"x") and events[-1] == DeliveryEnd()
     return sizes, b"".join(e.data for e in events if isinstance(e, DeliveryData))
 
 

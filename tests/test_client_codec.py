@@ -19,14 +19,9 @@ from chatproto.wire.client_codec import (
     ServerEvent,
     decode_server_datagram,
 )
-from chatproto.wire.codec import (
-    ERROR,
-    OK,
-    encode_chunked_body,
-    encode_from,
-    encode_short_body,
-)
+from chatproto.wire.encode import encode_chunked_body, encode_from, encode_short_body
 from chatproto.wire.events import NEED_DATA
+from chatproto.wire.grammar import ERROR, OK
 from tests.decoding import cut_at, drain, feed_pieces, is_fatal, streams_of
 
 DEFAULT = Limits()
@@ -84,9 +79,9 @@ def decode_kinds(data: bytes, limits: Limits = DEFAULT, eof: bool = False) -> li
     ]
 
 
-def _delivery(sender: bytes, *pieces: bytes, chunked: bool = False) -> list[ServerEvent]:
+def _delivery(sender: bytes, *pieces: bytes) -> list[ServerEvent]:
     """The events of one whole delivery."""
-    return [DeliveryStart(sender, chunked), *map(DeliveryData, pieces), DeliveryEnd()]
+    return [DeliveryStart(sender), *map(DeliveryData, pieces), DeliveryEnd()]
 
 
 # -- replies (PROTOCOL §2) ----------------------------------------------------
@@ -176,24 +171,24 @@ def test_chunked_delivery_gives_one_piece_per_chunk() -> None:
     """Chunks of varying sizes stream out one ``DeliveryData`` each."""
     first, second = b"x" * 999, b"yz"
     data = b"FROM bob\nC999\n" + first + b"C2\n" + second + b"C0\n"
-    assert decode_kinds(data) == _delivery(b"bob", first, second, chunked=True)
+    assert decode_kinds(data) == _delivery(b"bob", first, second)
 
 
 @pytest.mark.parametrize("end", [b"C0", b"C00", b"C000"])
 def test_zero_chunk_with_any_zeros_ends_the_delivery(end: bytes) -> None:
     """``C0``, ``C00`` and ``C000`` all end a chunked body."""
-    assert decode_kinds(b"FROM a\nC1\nx" + end + b"\n") == _delivery(b"a", b"x", chunked=True)
+    assert decode_kinds(b"FROM a\nC1\nx" + end + b"\n") == _delivery(b"a", b"x")
 
 
 def test_empty_chunked_delivery() -> None:
     """``C0`` at once is a complete, empty chunked delivery."""
-    assert decode_kinds(b"FROM a\nC0\n") == _delivery(b"a", chunked=True)
+    assert decode_kinds(b"FROM a\nC0\n") == _delivery(b"a")
 
 
 def test_blank_lines_between_chunk_frames_are_ignored() -> None:
     """Blank lines before a length line or chunk header are skipped."""
     data = b"FROM a\n\nC1\nx\r\nC0\n"
-    assert decode_kinds(data) == _delivery(b"a", b"x", chunked=True)
+    assert decode_kinds(data) == _delivery(b"a", b"x")
 
 
 def test_sender_may_use_every_printable_byte() -> None:
@@ -205,7 +200,7 @@ def test_mid_delivery_flag_follows_the_frame() -> None:
     """``is_mid_delivery`` is true from the ``FROM`` line until the body's end."""
     decoder = ClientDecoder()
     decoder.feed(b"FROM a\nC1\n")
-    assert decoder.next_event() == DeliveryStart(b"a", True)
+    assert decoder.next_event() == DeliveryStart(b"a")
     assert decoder.is_mid_delivery
     decoder.feed(b"xC0\n")
     assert decoder.next_event() == DeliveryData(b"x")
@@ -232,7 +227,7 @@ def test_bad_length_line_is_fatal(line: bytes) -> None:
 def test_bad_chunk_header_after_a_chunk_is_fatal(line: bytes) -> None:
     """After a chunk only another chunk header may follow."""
     assert decode_kinds(b"FROM a\nC1\nx" + line + b"\n") == [
-        DeliveryStart(b"a", True),
+        DeliveryStart(b"a"),
         DeliveryData(b"x"),
         FATAL,
     ]
@@ -248,14 +243,14 @@ def test_body_of_exactly_the_limit_is_accepted() -> None:
     """A chunked body of exactly ``max_message_bytes`` is accepted."""
     limits = Limits(max_message_bytes=5)
     data = b"FROM a\nC3\nabcC2\ndeC0\n"
-    assert decode_kinds(data, limits) == _delivery(b"a", b"abc", b"de", chunked=True)
+    assert decode_kinds(data, limits) == _delivery(b"a", b"abc", b"de")
 
 
 def test_chunked_body_over_the_limit_is_fatal_at_the_chunk_header() -> None:
     """The chunk that would pass the limit is refused at its header."""
     limits = Limits(max_message_bytes=5)
     assert decode_kinds(b"FROM a\nC3\nabcC3\ndef", limits) == [
-        DeliveryStart(b"a", True),
+        DeliveryStart(b"a"),
         DeliveryData(b"abc"),
         FATAL,
     ]
@@ -345,7 +340,7 @@ def test_datagram_delivery() -> None:
 def test_truncated_datagram_ends_with_a_fatal_event() -> None:
     """A datagram that stops inside its body ends with ``eof mid-message``."""
     assert decode_server_datagram(b"FROM a\n5\nab") == [
-        DeliveryStart(b"a", False),
+        DeliveryStart(b"a"),
         Malformed("eof mid-message", True),
     ]
 
@@ -373,7 +368,7 @@ def _frames(draw: st.DrawFn) -> tuple[bytes, list[ServerEvent]]:
     sizes = draw(st.lists(st.integers(1, 999), max_size=3))
     chunks = [draw(st.binary(min_size=size, max_size=size)) for size in sizes]
     frames = [encode_from(sender), *encode_chunked_body(chunks)]
-    return b"".join(frames), _delivery(sender, *chunks, chunked=True)
+    return b"".join(frames), _delivery(sender, *chunks)
 
 
 _streams = streams_of(_frames())

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 
 from chatproto.server.service import CANNED_LINES
-from chatproto.wire.codec import encode_message
+from chatproto.wire.encode import encode_message
 from tests.e2e_support import (
     LAUNCHERS,
     Deadline,

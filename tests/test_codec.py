@@ -9,20 +9,15 @@ from hypothesis import strategies as st
 
 from chatproto.limits import Limits
 from chatproto.wire import events as events_module
-from chatproto.wire.codec import (
-    ERROR,
-    LINE_TOO_LONG,
-    OK,
-    Decoder,
-    ReceiveBuffer,
-    decode_datagram,
+from chatproto.wire.buffer import LINE_TOO_LONG, ReceiveBuffer
+from chatproto.wire.codec import Decoder, decode_datagram
+from chatproto.wire.encode import (
     encode_chunked_body,
     encode_command,
     encode_from,
     encode_login,
     encode_message,
     encode_short_body,
-    is_valid_userid,
     split_chunks,
 )
 from chatproto.wire.events import (
@@ -35,6 +30,7 @@ from chatproto.wire.events import (
     Rejected,
     ShortMessage,
 )
+from chatproto.wire.grammar import ERROR, OK, is_valid_userid
 from tests.decoding import cut_at, drain, feed_pieces, is_fatal, streams_of
 
 DEFAULT = Limits()
@@ -82,7 +78,6 @@ def _assert_well_formed(events: list[Event]) -> None:
         else:
             assert isinstance(event, (Login, ShortMessage, MessageStart, Rejected)), f"event {i}"
             if isinstance(event, MessageStart):
-                assert event.chunked is True, f"MessageStart at {i} is not chunked"
                 in_message = True
 
 
@@ -133,7 +128,7 @@ def _send_start(*names: bytes, line: bytes | None = None) -> MessageStart:
     """The ``MessageStart`` of ``SEND <names>`` with a chunked body (``line`` as received)."""
     if line is None:
         line = b"SEND " + b" ".join(names)
-    return MessageStart(tuple(dict.fromkeys(names)), True, line)
+    return MessageStart(tuple(dict.fromkeys(names)), line)
 
 
 def _broadcast(body: bytes) -> ShortMessage:
@@ -143,7 +138,7 @@ def _broadcast(body: bytes) -> ShortMessage:
 
 def _broadcast_start() -> MessageStart:
     """The ``MessageStart`` of ``BROADCAST`` with a chunked body."""
-    return MessageStart(None, True, b"BROADCAST")
+    return MessageStart(None, b"BROADCAST")
 
 
 # -- PROTOCOL §2: login -----------------------------------------------------
@@ -287,7 +282,7 @@ def test_send_collapses_duplicate_recipients_in_order() -> None:
 def test_chunked_send_collapses_duplicate_recipients_in_order() -> None:
     """A chunked ``SEND`` also names a recipient given twice once, where first named."""
     assert decode_kinds(b"SEND bob carol bob\nC2\nhiC0\n") == [
-        MessageStart((b"bob", b"carol"), True, b"SEND bob carol bob"),
+        MessageStart((b"bob", b"carol"), b"SEND bob carol bob"),
         BodyData(b"hi"),
         MessageEnd(),
     ]
@@ -373,7 +368,6 @@ def _assert_refused_chunked_message(events: list[object], rest: list[object]) ->
     """Check a refused chunked message: a start, then ``rest`` (the chunks, the refusal, ...)."""
     start = events[0]
     assert isinstance(start, MessageStart)
-    assert start.chunked is True
     assert events[1:] == rest
 
 
@@ -1342,7 +1336,7 @@ def _frames(draw: st.DrawFn) -> tuple[bytes, list[Event]]:
     frames = line(command)
     for header, chunk in zip(encoded[0::2], [*encoded[1::2], b""], strict=True):
         frames += draw(_blank_lines) + line(header) + chunk
-    start = MessageStart(distinct, True, command[:-1])
+    start = MessageStart(distinct, command[:-1])
     return prefix + frames, [start, *[BodyData(chunk) for chunk in chunks], MessageEnd()]
 
 

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatproto.limits import Limits
-from chatproto.server.message import split_frames
 from chatproto.wire.codec import Decoder
+from chatproto.wire.encode import split_frames
 from chatproto.wire.events import BodyData, BodyFrames, Event, Rejected
 from tests.decoding import cut_at, feed_pieces
 

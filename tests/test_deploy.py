@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from twisted.internet.endpoints import quoteStringArgument
 
-from chatproto.wire.codec import encode_message
+from chatproto.wire.encode import encode_message
 from tests.e2e_support import (
     CHAT_SERVER,
     HOST,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from chatproto.server.service import CANNED_LINES
-from chatproto.wire.codec import encode_message
+from chatproto.wire.encode import encode_message
 from tests.e2e_support import (
     CHAT_SERVER,
     HOST,

@@ -182,7 +182,7 @@ def test_chunked_delivery_has_no_datagram() -> None:
 
 def test_preview_shows_each_header_and_chunk_apart_however_stored() -> None:
     """-v shows one part per header and per chunk, also for runs stored whole."""
-    from chatproto.server.message import split_frames
+    from chatproto.wire.encode import split_frames
 
     body = MessageBody()
     body.add_wire(b"C3\nabcC2\nde", 5)  # a run, as the coalescing decoder gives it

@@ -6,7 +6,7 @@ from chatproto.limits import Limits
 from chatproto.server.metrics import ChatCollector
 from chatproto.server.tcp import ChatFactory
 from chatproto.server.udp import ChatDatagramProtocol
-from chatproto.wire.codec import encode_message
+from chatproto.wire.encode import encode_message
 from tests.support import connect, make_service
 
 

@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 from chatproto.limits import Limits
 from chatproto.server.service import CANNED_LINES, VERBOSE_NAMESPACE, ChatService
 from chatproto.server.tcp import ChatFactory
-from chatproto.wire.codec import encode_message
+from chatproto.wire.encode import encode_message
 from tests.support import ScriptedRandom, connect, make_service, take
 
 

@@ -8,7 +8,7 @@ however the bytes are cut into reads (PROTOCOL §3, §4).
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatproto.wire.codec import encode_message
+from chatproto.wire.encode import encode_message
 from tests.support import connect, make_service, take
 
 #: Frames the server refuses without closing: each gets exactly one ERROR.

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from chatproto.limits import KIB, MIB
-from chatproto.wire.codec import encode_message
+from chatproto.wire.encode import encode_message
 from tests.e2e_support import (
     TCP_ESTABLISHED,
     TIMEOUT_S,

@@ -1,7 +1,7 @@
 """``chat_client``: a terminal client for the chat server, and the Twisted side of it.
 
 The wire format is parsed by :mod:`chatproto.wire.client_codec` and framed by the
-encoders of :mod:`chatproto.wire.codec`. The client is split in three modules,
+encoders of :mod:`chatproto.wire.encode`. The client is split in three modules,
 each importing only the ones before it:
 
 * :mod:`chatproto.client.files`: what a delivery becomes (:class:`Inbox`,
@@ -81,14 +81,9 @@ from chatproto.wire.client_codec import (
     ServerEvent,
     decode_server_datagram,
 )
-from chatproto.wire.codec import (
-    MAX_SHORT_BODY,
-    encode_command,
-    encode_login,
-    encode_message,
-    is_valid_userid,
-)
+from chatproto.wire.encode import encode_command, encode_login, encode_message
 from chatproto.wire.events import NEED_DATA, _NeedData
+from chatproto.wire.grammar import MAX_SHORT_BODY, is_valid_userid
 
 __all__ = [
     # the connection side and the command line

@@ -30,7 +30,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatproto.limits import KIB
-from chatproto.wire.codec import MAX_CHUNK, encode_chunked_body
+from chatproto.wire.encode import encode_chunks
+from chatproto.wire.grammar import LAST_CHUNK, MAX_CHUNK
 
 #: Largest body shown as text; a bigger one is saved as a file.
 MAX_TEXT_BYTES: Final = 64 * KIB
@@ -347,9 +348,9 @@ class ChunkedFileSender:
         except OSError as error:
             self._end(Failure(error))
             return
-        frames = encode_chunked_body(chunks)
-        if not is_last:
-            frames.pop()  # the C0 comes after the last chunk only
+        frames = encode_chunks(chunks)
+        if is_last:
+            frames.append(LAST_CHUNK)  # the C0 comes after the last chunk only
         assert self._consumer is not None
         self._consumer.writeSequence(frames)
         if self._on_progress is not None and chunks:

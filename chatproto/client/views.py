@@ -37,7 +37,7 @@ from chatproto.client.files import (
     open_file_to_send,
 )
 from chatproto.limits import MIB
-from chatproto.wire.codec import is_valid_userid
+from chatproto.wire.grammar import is_valid_userid
 
 PROGRAM = "chat_client"
 

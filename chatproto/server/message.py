@@ -13,7 +13,7 @@ import os
 from typing import IO
 
 from chatproto.server.spool import Spool, SpoolFullError
-from chatproto.wire.codec import encode_from, encode_short_body
+from chatproto.wire.encode import encode_from, encode_short_body, split_frames
 
 #: Bytes of a spooled body's wire frames kept in memory for ``-v`` display.
 PREVIEW_BYTES = 4096
@@ -234,25 +234,6 @@ class MessageBody:
             spool_file, self._file = self._file, None
             self._spool.close(spool_file)
             self._spool.release(self.wire_size)
-
-
-def split_frames(wire: bytes) -> list[bytes]:
-    """Split chunked wire frames into headers and chunks (the last may be cut short)."""
-    parts: list[bytes] = []
-    offset = 0
-    while offset < len(wire):
-        newline = wire.find(b"\n", offset, offset + 6)
-        digits = wire[offset + 1 : newline]
-        if newline < 0 or wire[offset : offset + 1] != b"C" or not digits.isdigit():
-            parts.append(wire[offset:])  # not a whole header: shown as it is
-            break
-        size = int(digits)
-        parts.append(wire[offset : newline + 1])
-        offset = newline + 1
-        if size:
-            parts.append(wire[offset : offset + size])
-            offset += size
-    return parts
 
 
 class ShortBody:

@@ -24,6 +24,7 @@ from chatproto.server.routing import LocalRouter
 from chatproto.server.spool import Spool
 from chatproto.server.stats import Stats
 from chatproto.server.writes import WriteBatcher
+from chatproto.wire.grammar import MAX_SHORT_BODY
 
 #: What the server says "from" a recent sender after every third delivery
 #: (PROTOCOL §5). The brief's three come first.
@@ -78,7 +79,7 @@ class ChatService(service.Service):
         is_verbose: bool = False,
         spool_directory: str | None = None,
     ) -> None:
-        if not canned_lines or any(len(line) > 99 for line in canned_lines):
+        if not canned_lines or any(len(line) > MAX_SHORT_BODY for line in canned_lines):
             raise ValueError("canned lines must be 1 to 99 bytes, and at least one")
         self.clock = clock
         self.limits = limits if limits is not None else Limits()

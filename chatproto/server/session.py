@@ -21,7 +21,7 @@ from chatproto.server import verbose
 from chatproto.server.interfaces import IClient
 from chatproto.server.message import MessageBody, ShortBody
 from chatproto.server.service import ChatService
-from chatproto.wire.codec import ERROR, OK, encode_login, encode_short_body
+from chatproto.wire.encode import encode_login, encode_short_body
 from chatproto.wire.events import (
     BodyData,
     BodyFrames,
@@ -32,6 +32,7 @@ from chatproto.wire.events import (
     Rejected,
     ShortMessage,
 )
+from chatproto.wire.grammar import ERROR, OK
 
 
 class ClientSession:

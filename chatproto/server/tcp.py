@@ -19,8 +19,9 @@ from chatproto.server.message import Delivery
 from chatproto.server.outbox import Outbox
 from chatproto.server.service import ChatService
 from chatproto.server.session import ClientSession
-from chatproto.wire.codec import ERROR, Decoder
+from chatproto.wire.codec import Decoder
 from chatproto.wire.events import NEED_DATA
+from chatproto.wire.grammar import ERROR
 
 
 @implementer(IClient, IHalfCloseableProtocol)

@@ -19,18 +19,15 @@ line); a frame that cannot be delimited is a fatal one, which every later
 call repeats. An exception escaping :meth:`ClientDecoder.next_event` is a bug.
 """
 
-import re
 from dataclasses import dataclass
 from typing import Final
 
 from chatproto.limits import Limits
-from chatproto.wire.codec import ERROR, LINE_TOO_LONG, OK, ReceiveBuffer, is_valid_userid
+from chatproto.wire.body import BODY_END, BodyError, BodyReader
+from chatproto.wire.buffer import LINE_TOO_LONG, ReceiveBuffer
 from chatproto.wire.events import NEED_DATA, _NeedData
+from chatproto.wire.grammar import ERROR, FROM_PREFIX, OK, is_valid_userid
 
-# PROTOCOL §3 and §4: the body grammar is the same in both directions.
-_SHORT_LENGTH_RE = re.compile(rb"[0-9]{1,2}")
-_CHUNK_HEADER_RE = re.compile(rb"C([0-9]{1,3})")
-_FROM_PREFIX = b"FROM "
 _OK_LINE = OK.rstrip(b"\n")
 _ERROR_LINE = ERROR.rstrip(b"\n")
 
@@ -47,15 +44,13 @@ class ErrorReply:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryStart:
-    """A ``FROM`` line and the first length line of its body were read.
+    """A ``FROM`` line and the first length line of its body (short or chunked) were read.
 
     Attributes:
         sender: the sender's userid (valid by PROTOCOL §2).
-        chunked: whether the body comes as ``C<n>`` chunks.
     """
 
     sender: bytes
-    chunked: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +89,8 @@ _DELIVERY_END: Final = DeliveryEnd()
 
 # Decoder states.
 _LINE = 0  # expecting OK, ERROR or FROM
-_LENGTH = 1  # after FROM: expecting the first length line
-_SHORT_BODY = 2  # expecting the short body's bytes
-_CHUNK_HEADER = 3  # expecting C<n>
-_CHUNK_DATA = 4  # expecting the chunk's bytes
-_END = 5  # the body is complete: report DeliveryEnd
-_FAILED = 6  # terminal: the stream cannot be resynchronised
+_BODY = 1  # after FROM: the body reader has the stream
+_FAILED = 2  # terminal: the stream cannot be resynchronised
 
 
 class ClientDecoder:
@@ -108,7 +99,10 @@ class ClientDecoder:
     Feed bytes with :meth:`feed`, say the input ended with :meth:`eof`, and
     call :meth:`next_event` until it returns :data:`~chatproto.wire.events.NEED_DATA`.
     Blank lines between frames are ignored, and a ``\\r`` before a line's
-    ``\\n`` is tolerated, as the server tolerates them from clients.
+    ``\\n`` is tolerated, as the server tolerates them from clients. The
+    reply and ``FROM`` lines are parsed here; the body after a ``FROM`` line is
+    framed by the :class:`~chatproto.wire.body.BodyReader` the server's decoder
+    uses too.
 
     Args:
         limits: ``max_message_bytes`` bounds a delivery's body (a bigger one
@@ -116,25 +110,15 @@ class ClientDecoder:
             The server's defaults when omitted.
     """
 
-    __slots__ = (
-        "_limits",
-        "_buffer",
-        "_state",
-        "_at_eof",
-        "_need",
-        "_sender",
-        "_body_bytes",
-        "_failure",
-    )
+    __slots__ = ("_limits", "_body", "_buffer", "_state", "_at_eof", "_sender", "_failure")
 
     def __init__(self, limits: Limits | None = None) -> None:
         self._limits = limits if limits is not None else Limits()
+        self._body = BodyReader(self._limits, DeliveryData)
         self._buffer = ReceiveBuffer()
         self._state = _LINE
         self._at_eof = False
-        self._need = 0  # bytes of the short body or current chunk
         self._sender = b""  # the current delivery's sender
-        self._body_bytes = 0
         self._failure: Malformed | None = None
 
     @property
@@ -145,7 +129,7 @@ class ClientDecoder:
     @property
     def is_mid_delivery(self) -> bool:
         """Whether a ``FROM`` line has been read but not yet its whole body."""
-        return _LENGTH <= self._state <= _END
+        return self._state == _BODY
 
     def feed(self, data: bytes) -> None:
         """Add received bytes. Feeding after :meth:`eof` is a caller bug (``RuntimeError``)."""
@@ -164,85 +148,63 @@ class ClientDecoder:
 
     def next_event(self) -> ServerEvent | _NeedData:
         """Return the next event, or ``NEED_DATA`` if none is complete yet."""
-        buffer = self._buffer
-        max_line = self._limits.max_line_bytes
         while True:
             state = self._state
             if state == _LINE:
-                line = buffer.take_line(max_line)
-                if line is None:
-                    if not (self._at_eof and len(buffer)):
-                        return NEED_DATA
-                    line = buffer.take_rest(max_line)
-                if line is LINE_TOO_LONG:
-                    return self._fail("line too long")
-                assert isinstance(line, bytes)
-                if line:  # blank lines between frames are ignored
-                    event = self._parse_line(line)
-                    if event is not None:
-                        return event
-            elif state == _SHORT_BODY or state == _CHUNK_DATA:
-                data = buffer.take(self._need)
-                if data is None:
-                    return self._fail("eof mid-message") if self._at_eof else NEED_DATA
-                self._state = _END if state == _SHORT_BODY else _CHUNK_HEADER
-                if data:
-                    return DeliveryData(data)
-            elif state == _LENGTH or state == _CHUNK_HEADER:
-                line = buffer.take_line(max_line)
-                if line is None:
-                    return self._fail("eof mid-message") if self._at_eof else NEED_DATA
-                if line is LINE_TOO_LONG:
-                    return self._fail("line too long")
-                assert isinstance(line, bytes)
-                if line:
-                    event = self._parse_length(line, state == _LENGTH)
-                    if event is not None:
-                        return event
-            elif state == _END:
-                self._state = _LINE
-                return _DELIVERY_END
+                event = self._read_line()
+                if event is not None:
+                    return event
+            elif state == _BODY:
+                event = self._read_body()
+                if event is not None:
+                    return event
             else:
                 assert self._failure is not None
                 return self._failure
 
-    def _parse_line(self, line: bytes) -> ServerEvent | None:
-        """Parse a reply or ``FROM`` line; ``None`` means a body follows."""
+    def _read_line(self) -> ServerEvent | _NeedData | None:
+        """Read a reply or ``FROM`` line; ``None`` means go on (blank line, body follows)."""
+        buffer = self._buffer
+        max_line = self._limits.max_line_bytes
+        line = buffer.take_line(max_line)
+        if line is None:
+            if not (self._at_eof and len(buffer)):
+                return NEED_DATA
+            line = buffer.take_rest(max_line)
+        if line is LINE_TOO_LONG:
+            return self._fail("line too long")
+        assert isinstance(line, bytes)
+        if not line:  # blank lines between frames are ignored
+            return None
         if line == _OK_LINE:
             return _OK_REPLY
         if line == _ERROR_LINE:
             return _ERROR_REPLY
-        if line.startswith(_FROM_PREFIX):
-            sender = line[len(_FROM_PREFIX) :]
+        if line.startswith(FROM_PREFIX):
+            sender = line[len(FROM_PREFIX) :]
             if not is_valid_userid(sender):
                 # A body follows that cannot be told from the next frame: give up.
                 return self._fail("FROM names an invalid userid", line)
             self._sender = sender
-            self._body_bytes = 0
-            self._state = _LENGTH
+            self._body.start()
+            self._state = _BODY
             return None
         return Malformed("unknown line", False, line)
 
-    def _parse_length(self, line: bytes, is_first: bool) -> DeliveryStart | Malformed | None:
-        """Parse a length line (first frame) or chunk header; ``None`` means go on."""
-        chunk = _CHUNK_HEADER_RE.fullmatch(line)
-        if chunk is not None:
-            size = int(chunk.group(1))
-        elif is_first and _SHORT_LENGTH_RE.fullmatch(line):
-            size = int(line)
-        else:
-            return self._fail("bad length line" if is_first else "bad chunk header", line)
-        if self._body_bytes + size > self._limits.max_message_bytes:
-            return self._fail("message too large", line)
-        self._body_bytes += size
-        self._need = size
-        if chunk is None:
-            self._state = _SHORT_BODY
-        else:
-            self._state = _CHUNK_DATA if size else _END
-        if is_first:
-            return DeliveryStart(self._sender, chunk is not None)
-        return None
+    def _read_body(self) -> ServerEvent | _NeedData | None:
+        """Turn the body reader's next result into an event; ``None`` means go on."""
+        piece = self._body.read(self._buffer, self._at_eof)
+        kind = piece.__class__
+        if kind is DeliveryData or piece is NEED_DATA:
+            return piece
+        if kind is bytes:  # the whole short body; an empty one has no data event
+            return DeliveryData(piece) if piece else None
+        if piece is BODY_END:
+            self._state = _LINE
+            return _DELIVERY_END
+        if kind is BodyError:
+            return self._fail(piece.reason, piece.line)
+        return DeliveryStart(self._sender)  # SHORT_START or CHUNKED_START
 
     def _fail(self, reason: str, line: bytes = b"") -> Malformed:
         """Enter the terminal state: the stream cannot be delimited any more."""

@@ -58,15 +58,16 @@ class ShortMessage:
 class MessageStart:
     """A ``SEND`` or ``BROADCAST`` line and its first chunk header were read.
 
+    Only chunked bodies start this way: a short body comes whole, as a
+    :class:`ShortMessage`.
+
     Attributes:
         recipients: the distinct recipients in the order named, or ``None``
             for ``BROADCAST``.
-        chunked: always True: short bodies come whole as :class:`ShortMessage`.
         line: the command line as received, without its line end (for display).
     """
 
     recipients: tuple[bytes, ...] | None
-    chunked: bool
     line: bytes
 
 
