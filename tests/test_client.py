@@ -98,8 +98,11 @@ class FakeConnection:
 
     transport_name = "TCP"
 
-    def __init__(self, *, can_send_files: bool = True, max_body_bytes: int = 1000) -> None:
+    def __init__(
+        self, *, can_send_files: bool = True, is_datagram: bool = False, max_body_bytes: int = 1000
+    ) -> None:
         self.can_send_files = can_send_files
+        self.is_datagram = is_datagram
         self.max_body_bytes = max_body_bytes
         self.is_sending_file = False
         self.view: object = None
@@ -742,12 +745,28 @@ def test_file_command_over_udp_explains_files_need_tcp(tmp_path: Path) -> None:
 
 def test_text_too_long_for_udp_is_explained(tmp_path: Path) -> None:
     """Over UDP, a line over 99 bytes is not sent and the limit is explained."""
-    session, transport, connection, _ = terminal(tmp_path, FakeConnection(max_body_bytes=99))
+    udp = FakeConnection(can_send_files=False, is_datagram=True, max_body_bytes=99)
+    session, transport, connection, _ = terminal(tmp_path, udp)
     session.dataReceived(b"x" * 100 + b"\n")
     assert connection.texts == []
     assert transport.value() == (
         b"message too long: 100 bytes, at most 99; longer messages need TCP (run without --udp)\n"
     )
+
+
+def test_text_over_a_small_tcp_limit_does_not_suggest_tcp(tmp_path: Path) -> None:
+    """Over TCP with a small ``--max-message``, a too long line names the limit, not UDP."""
+    session, transport, connection, _ = terminal(tmp_path, FakeConnection(max_body_bytes=50))
+    session.dataReceived(b"x" * 51 + b"\n")
+    assert connection.texts == []
+    assert transport.value() == b"message too long: 51 bytes, at most 50\n"
+
+
+def test_only_the_udp_connection_is_a_datagram_connection(tmp_path: Path) -> None:
+    """``is_datagram`` is True for the UDP connection and False for the TCP one."""
+    tcp_connection, _ = tcp_client(tmp_path)
+    udp_connection, _ = udp_client(tmp_path)
+    assert (tcp_connection.is_datagram, udp_connection.is_datagram) == (False, True)
 
 
 def test_help_lists_the_commands(tmp_path: Path) -> None:

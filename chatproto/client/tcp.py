@@ -52,11 +52,13 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
     Attributes:
         transport_name: ``"TCP"``.
         can_send_files: True.
+        is_datagram: False: bodies are streamed, up to ``max_body_bytes``.
         max_body_bytes: the largest message body (``limits.max_message_bytes``).
     """
 
     transport_name = "TCP"
     can_send_files = True
+    is_datagram = False
 
     def __init__(
         self, user: bytes, inbox: Inbox, clock: IReactorTime, limits: Limits | None = None

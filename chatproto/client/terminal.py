@@ -30,7 +30,6 @@ from chatproto.client.views import (
     parse_recipients,
     render_message,
 )
-from chatproto.limits import MIB
 
 
 @implementer(IHalfCloseableProtocol)
@@ -179,7 +178,8 @@ class TerminalSession(LineReceiver):
         body = text.encode("utf-8", "surrogateescape")
         limit = self._connection.max_body_bytes
         if len(body) > limit:
-            hint = "; longer messages need TCP (run without --udp)" if limit < MIB else ""
+            is_datagram = self._connection.is_datagram
+            hint = "; longer messages need TCP (run without --udp)" if is_datagram else ""
             self.console.line(f"message too long: {len(body)} bytes, at most {limit}{hint}")
             return False
         self._connection.send_text(recipients, body)

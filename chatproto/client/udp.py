@@ -32,12 +32,14 @@ class ChatDatagramClient(_ServerEventHandler, DatagramProtocol):
     Attributes:
         transport_name: ``"UDP"``.
         can_send_files: False: a chunked body cannot travel over UDP.
+        is_datagram: True: one datagram per command.
         max_body_bytes: 99, the largest short body.
         is_sending_file: always False.
     """
 
     transport_name = "UDP"
     can_send_files = False
+    is_datagram = True
     is_sending_file = False
     max_body_bytes = MAX_SHORT_BODY
 

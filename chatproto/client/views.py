@@ -73,12 +73,15 @@ class ChatConnection(TypingProtocol):
         transport_name: ``"TCP"`` or ``"UDP"``.
         max_body_bytes: the largest body :meth:`send_text` or :meth:`send_file` takes.
         can_send_files: whether :meth:`send_file` works (TCP only).
+        is_datagram: whether messages travel as datagrams (UDP), so only short
+            bodies fit and a longer one needs TCP.
         is_sending_file: whether a file transfer is under way or queued.
     """
 
     transport_name: str
     max_body_bytes: int
     can_send_files: bool
+    is_datagram: bool
     is_sending_file: bool
 
     def attach(self, view: ChatView) -> None:
