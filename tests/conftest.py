@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.e2e_support import Server, TcpClient, UdpClient
+from tests.e2e_support import Server
 from tests.redis_support import RedisServer
+from tests.sockets import TcpClient, UdpClient
 
 settings.register_profile(
     "chatproto",

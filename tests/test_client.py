@@ -55,7 +55,8 @@ from chatproto.client.cli import (
 from chatproto.wire.client_codec import ClientDecoder, DeliveryData, DeliveryEnd, DeliveryStart
 from chatproto.wire.codec import encode_message
 from chatproto.wire.events import NEED_DATA
-from tests.e2e_support import HOST, TIMEOUT_S, Deadline, Server, TcpClient, free_port
+from tests.e2e_support import HOST, TIMEOUT_S, Deadline, Server, free_port
+from tests.sockets import TcpClient
 
 CHAT_CLIENT = Path(sys.executable).parent / "chat_client"
 #: A fixed moment for message stamps in the unit tests.

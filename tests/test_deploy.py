@@ -23,30 +23,22 @@ import pytest
 from twisted.internet.endpoints import quoteStringArgument
 
 from chatproto.wire.codec import encode_message
+from tests.daemons import Daemon, daemon_command, read_pid, twistd_log_entries, wait_for_log_text
 from tests.e2e_support import (
     CHAT_SERVER,
     HOST,
     REPO_ROOT,
     TIMEOUT_S,
-    Daemon,
     Deadline,
     Server,
-    TcpClient,
-    UdpClient,
-    daemon_command,
     free_port,
     free_ports,
-    read_pid,
-    samples_named,
-    scrape_metrics,
     server_env,
-    tcp_connector,
-    twistd_log_entries,
-    unix_connector,
-    wait_for_log_text,
     wait_for_port,
     wait_for_stream,
 )
+from tests.metrics_page import samples_named, scrape_metrics
+from tests.sockets import TcpClient, UdpClient, tcp_connector, unix_connector
 from tests.tls_support import make_certificate, ssl_endpoint
 
 IPV6_LOOPBACK = "::1"

@@ -33,14 +33,13 @@ from tests.e2e_support import (
     HOST,
     TIMEOUT_S,
     Server,
-    child_pids,
     free_port,
-    login_when_free,
     pid_alive,
-    serves_port,
     wait_until,
 )
+from tests.procfs import child_pids, serves_port
 from tests.redis_support import RedisServer
+from tests.sockets import login_when_free
 from tests.test_e2e import assert_one_line_error, run_chat_server
 
 CLUSTER = "redis://127.0.0.1:6379/0"
