@@ -274,14 +274,18 @@ class Server:
         workdir: Path,
         *,
         preexec_fn: Callable[[], None] | None = None,
+        command: Sequence[str] | None = None,
     ) -> "Server":
         """Start the server with ``launcher`` on ``ports`` (see :func:`server_command`).
 
         ``preexec_fn`` runs in the child before the server starts (e.g. to
-        lower a resource limit).
+        lower a resource limit). ``command``, if given, is the whole command
+        line instead of :func:`server_command`'s (``extra`` is then unused),
+        for tests of other interfaces or listeners than 127.0.0.1 ports.
         """
-        pidfile = workdir / f"twistd-{ports[0]}.pid"
-        command = server_command(launcher, ports, extra, pidfile)
+        if command is None:
+            pidfile = workdir / f"twistd-{ports[0]}.pid"
+            command = server_command(launcher, ports, extra, pidfile)
         return cls(launcher, ports, command, workdir, preexec_fn=preexec_fn)
 
     def wait_ready(self) -> None:

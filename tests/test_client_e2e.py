@@ -13,7 +13,7 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -138,16 +138,10 @@ class ClientProcess:
             os.close(self._pty_fd)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One ``chat_server --no-random`` on a free loopback port for this module."""
-    workdir = tmp_path_factory.mktemp("server")
-    chat_server = Server.launch("chat_server", [free_port()], ["--no-random"], workdir)
-    try:
-        chat_server.wait_ready()
-        yield chat_server
-    finally:
-        chat_server.stop()
+@pytest.fixture
+def server(tmp_path: Path, launch: Callable[..., Server]) -> Server:
+    """A ``chat_server --no-random`` on a free loopback port, in its own directory."""
+    return launch("chat_server", [free_port()], ["--no-random"], workdir=tmp_path / "server")
 
 
 @pytest.fixture

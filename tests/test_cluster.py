@@ -23,6 +23,8 @@ from tests.metrics_page import samples_named, scrape_metrics
 from tests.redis_support import RedisServer
 from tests.sockets import TcpClient, UdpClient, login_when_free
 
+pytestmark = pytest.mark.e2e  # every test here starts a process
+
 StartNode = Callable[..., Server]
 
 

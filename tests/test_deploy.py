@@ -77,18 +77,13 @@ def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
 
 
 @pytest.fixture
-def chat_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start ``chat_server`` with the given arguments (not yet waited on); stop all at teardown."""
-    servers: list[Server] = []
+def chat_server(launch: Callable[..., Server]) -> Callable[..., Server]:
+    """Start ``chat_server`` with exactly these arguments through ``launch``, not waited on."""
 
     def start(port: int, *args: str) -> Server:
-        server = Server("chat_server", [port], [str(CHAT_SERVER), *args], tmp_path)
-        servers.append(server)
-        return server
+        return launch("chat_server", [port], command=[str(CHAT_SERVER), *args], wait=None)
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 @pytest.fixture
@@ -461,6 +456,7 @@ def test_unit_file_sets_hardening_keys():
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+@pytest.mark.e2e
 def test_daemon_started_as_root_serves_as_the_uid_and_gid_given() -> None:
     """With twistd's --uid/--gid the daemon binds as root, then serves and stops as that user."""
     try:

@@ -32,6 +32,8 @@ from tests.e2e_support import (
 )
 from tests.sockets import login_when_free
 
+pytestmark = pytest.mark.e2e  # every test here starts a process
+
 GOLDEN = Path(__file__).parent / "golden"
 
 StartServer = Callable[..., Server]

@@ -26,6 +26,8 @@ from tests.e2e_support import TIMEOUT_S, Deadline, Server, free_port, free_ports
 from tests.procfs import fd_targets, memory_kib, open_fd_count, server_receive_queue
 from tests.sockets import TCP_ESTABLISHED, TcpClient, UdpClient, login_when_free, tcp_state
 
+pytestmark = pytest.mark.e2e  # every test here starts a process
+
 StartServer = Callable[..., Server]
 
 

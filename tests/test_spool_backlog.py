@@ -35,6 +35,8 @@ from tests.procfs import open_fd_count
 from tests.sockets import TcpClient, login_when_free, tcp_connector
 from tests.tls_support import make_certificate, ssl_endpoint
 
+pytestmark = pytest.mark.e2e  # every test here starts a process
+
 FLOOD_BYTES = 400 * 1000 * 1000
 #: Queued for a non-reader before it must have been cut (the issue's bound).
 CUT_BOUND_BYTES = Limits().max_backlog_bytes + Limits().max_spool_backlog_bytes + 16 * MIB
