@@ -1,13 +1,22 @@
-"""Shared test configuration: a hypothesis profile, and server and socket client fixtures."""
+"""Shared test configuration: a hypothesis profile, the ``e2e`` marker, server and client fixtures.
 
+Every test that starts a process (a server, ``chat_client``, twistd,
+redis-server) carries the ``e2e`` marker, so that ``pytest -m "not e2e"`` is
+the quick loop: tests using a process-starting fixture are marked here, the
+others by their module or their own mark. A test without the marker that
+starts a process anyway fails, naming the marker it lacks.
+"""
+
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.e2e_support import Server, TcpClient, UdpClient
+from tests.e2e_support import Server
 from tests.redis_support import RedisServer
+from tests.sockets import TcpClient, UdpClient
 
 settings.register_profile(
     "chatproto",
@@ -16,6 +25,36 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("chatproto")
+
+#: Fixtures that start processes: a test using any of them (directly or not) is ``e2e``.
+PROCESS_FIXTURES = frozenset({"launch", "redis", "daemons"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``e2e`` every test that uses a process-starting fixture."""
+    for item in items:
+        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+class _UnmarkedProcessError(AssertionError):
+    """A test without the ``e2e`` marker tried to start a process."""
+
+
+@pytest.fixture(autouse=True)
+def _processes_need_the_e2e_marker(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail a test that starts a process without carrying the ``e2e`` marker."""
+    if request.node.get_closest_marker("e2e") is not None:
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise _UnmarkedProcessError(
+            f"{request.node.nodeid} starts a process: mark it e2e (pytest.mark.e2e)"
+        )
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture
@@ -59,9 +98,13 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def launch(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start servers on demand, each ready to use; stop them all at teardown.
+    """Start server processes on demand; stop them all at teardown.
 
-    ``launch(launcher, ports, extra=(), preexec_fn=None)``: see ``Server.launch``.
+    ``launch(launcher, ports, extra=(), preexec_fn=None, *, wait="ready",
+    workdir=None, command=None)`` starts one (see ``Server.launch``) in
+    ``workdir`` (default ``tmp_path``; created if missing) and waits until
+    it is ``"ready"`` (every port answers), ``"serving"`` (this very process
+    listens: for shared ports) or, with ``None``, not at all.
     """
     servers: list[Server] = []
 
@@ -70,10 +113,23 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         ports: list[int],
         extra: Sequence[str] = (),
         preexec_fn: Callable[[], None] | None = None,
+        *,
+        wait: str | None = "ready",
+        workdir: Path | None = None,
+        command: Sequence[str] | None = None,
     ) -> Server:
-        server = Server.launch(launcher, ports, extra, tmp_path, preexec_fn=preexec_fn)
+        directory = workdir if workdir is not None else tmp_path
+        directory.mkdir(parents=True, exist_ok=True)
+        server = Server.launch(
+            launcher, ports, extra, directory, preexec_fn=preexec_fn, command=command
+        )
         servers.append(server)
-        server.wait_ready()
+        if wait == "ready":
+            server.wait_ready()
+        elif wait == "serving":
+            server.wait_serving()
+        elif wait is not None:
+            raise ValueError(f"unknown wait {wait!r}")
         return server
 
     yield start

@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tests.e2e_support import TCP_ESTABLISHED, Deadline, memory_kib, open_fd_count, tcp_state
+from tests.e2e_support import Deadline
+from tests.procfs import memory_kib, open_fd_count
+from tests.sockets import TCP_ESTABLISHED, tcp_state
 
 #: The reading recipient may lag the sender by at most this many messages or bytes:
 #: it reads in this test process, and a reader that falls far behind is, by design,

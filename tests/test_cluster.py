@@ -18,19 +18,12 @@ import pytest
 
 from chatproto.server.service import CANNED_LINES
 from chatproto.wire.encode import encode_message
-from tests.e2e_support import (
-    LAUNCHERS,
-    Deadline,
-    Server,
-    TcpClient,
-    UdpClient,
-    free_port,
-    login_when_free,
-    samples_named,
-    scrape_metrics,
-    wait_until,
-)
+from tests.e2e_support import LAUNCHERS, Deadline, Server, free_port, wait_until
+from tests.metrics_page import samples_named, scrape_metrics
 from tests.redis_support import RedisServer
+from tests.sockets import TcpClient, UdpClient, login_when_free
+
+pytestmark = pytest.mark.e2e  # every test here starts a process
 
 StartNode = Callable[..., Server]
 

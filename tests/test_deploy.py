@@ -23,30 +23,22 @@ import pytest
 from twisted.internet.endpoints import quoteStringArgument
 
 from chatproto.wire.encode import encode_message
+from tests.daemons import Daemon, daemon_command, read_pid, twistd_log_entries, wait_for_log_text
 from tests.e2e_support import (
     CHAT_SERVER,
     HOST,
     REPO_ROOT,
     TIMEOUT_S,
-    Daemon,
     Deadline,
     Server,
-    TcpClient,
-    UdpClient,
-    daemon_command,
     free_port,
     free_ports,
-    read_pid,
-    samples_named,
-    scrape_metrics,
     server_env,
-    tcp_connector,
-    twistd_log_entries,
-    unix_connector,
-    wait_for_log_text,
     wait_for_port,
     wait_for_stream,
 )
+from tests.metrics_page import samples_named, scrape_metrics
+from tests.sockets import TcpClient, UdpClient, tcp_connector, unix_connector
 from tests.tls_support import make_certificate, ssl_endpoint
 
 IPV6_LOOPBACK = "::1"
@@ -85,18 +77,13 @@ def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
 
 
 @pytest.fixture
-def chat_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start ``chat_server`` with the given arguments (not yet waited on); stop all at teardown."""
-    servers: list[Server] = []
+def chat_server(launch: Callable[..., Server]) -> Callable[..., Server]:
+    """Start ``chat_server`` with exactly these arguments through ``launch``, not waited on."""
 
     def start(port: int, *args: str) -> Server:
-        server = Server("chat_server", [port], [str(CHAT_SERVER), *args], tmp_path)
-        servers.append(server)
-        return server
+        return launch("chat_server", [port], command=[str(CHAT_SERVER), *args], wait=None)
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 @pytest.fixture
@@ -469,6 +456,7 @@ def test_unit_file_sets_hardening_keys():
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+@pytest.mark.e2e
 def test_daemon_started_as_root_serves_as_the_uid_and_gid_given() -> None:
     """With twistd's --uid/--gid the daemon binds as root, then serves and stops as that user."""
     try:

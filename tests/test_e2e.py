@@ -19,18 +19,20 @@ import pytest
 
 from chatproto.server.service import CANNED_LINES
 from chatproto.wire.encode import encode_message
+from tests.daemons import Daemon
 from tests.e2e_support import (
     CHAT_SERVER,
     HOST,
     LAUNCHERS,
     TIMEOUT_S,
-    Daemon,
     Server,
     free_port,
     free_ports,
-    login_when_free,
     server_env,
 )
+from tests.sockets import login_when_free
+
+pytestmark = pytest.mark.e2e  # every test here starts a process
 
 GOLDEN = Path(__file__).parent / "golden"
 

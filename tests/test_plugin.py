@@ -6,6 +6,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 
@@ -28,6 +29,7 @@ def test_repository_has_no_init_files_that_hide_the_plugin() -> None:
     assert not (ROOT / "twisted" / "plugins" / "__init__.py").exists()
 
 
+@pytest.mark.e2e
 def test_wheel_ships_the_plugin_and_the_console_script(tmp_path: Path) -> None:
     """A built wheel holds the plugin module, the package and the chat_server entry point."""
     source = tmp_path / "src"  # build a copy: building writes build/ and egg-info

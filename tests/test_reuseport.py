@@ -241,21 +241,16 @@ StartPair = Callable[..., list[Server]]
 
 
 @pytest.fixture
-def start_pair(tmp_path: Path) -> Iterator[StartPair]:
-    """Start two servers on one port, each in its own directory; stop them at teardown."""
-    servers: list[Server] = []
+def start_pair(tmp_path: Path, launch: Callable[..., Server]) -> StartPair:
+    """Start two servers on one port, each in its own directory, through ``launch``."""
 
     def start(launchers: tuple[str, str], port: int, *extra: str) -> list[Server]:
-        for number, launcher in enumerate(launchers):
-            workdir = tmp_path / f"server-{number}"
-            workdir.mkdir()
-            servers.append(Server.launch(launcher, [port], extra, workdir))
-            servers[-1].wait_serving()
-        return servers
+        return [
+            launch(launcher, [port], extra, wait="serving", workdir=tmp_path / f"server-{number}")
+            for number, launcher in enumerate(launchers)
+        ]
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def login_line(user: bytes) -> str:
@@ -306,20 +301,12 @@ def test_reuse_port_udp_client_keeps_talking_to_one_process(start_pair, udp):
     [(["--reuse-port"], []), ([], ["--reuse-port"])],
     ids=["second_without", "first_without"],
 )
-def test_sharing_a_port_needs_reuse_port_on_both(first, second, tmp_path):
+def test_sharing_a_port_needs_reuse_port_on_both(first, second, tmp_path, launch):
     """If either server lacks --reuse-port, the second one exits 1 with one line on stderr."""
     port = free_port()
-    holder = Server.launch("chat_server", [port], first, tmp_path)
-    try:
-        holder.wait_ready()
-        second_dir = tmp_path / "second"
-        second_dir.mkdir()
-        late = Server.launch("chat_server", [port], second, second_dir)
-        try:
-            late.process.wait(timeout=Deadline().remaining())
-        finally:
-            late.stop()
-    finally:
-        holder.stop()
+    launch("chat_server", [port], first)
+    late = launch("chat_server", [port], second, wait=None, workdir=tmp_path / "second")
+    late.process.wait(timeout=Deadline().remaining())
+    late.stop()
     assert_one_line_error(late, 1)
     assert b"Address already in use" in late.stderr

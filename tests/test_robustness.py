@@ -22,23 +22,11 @@ import pytest
 
 from chatproto.limits import KIB, MIB
 from chatproto.wire.encode import encode_message
-from tests.e2e_support import (
-    TCP_ESTABLISHED,
-    TIMEOUT_S,
-    Deadline,
-    Server,
-    TcpClient,
-    UdpClient,
-    fd_targets,
-    free_port,
-    free_ports,
-    login_when_free,
-    memory_kib,
-    open_fd_count,
-    server_receive_queue,
-    tcp_state,
-    wait_until,
-)
+from tests.e2e_support import TIMEOUT_S, Deadline, Server, free_port, free_ports, wait_until
+from tests.procfs import fd_targets, memory_kib, open_fd_count, server_receive_queue
+from tests.sockets import TCP_ESTABLISHED, TcpClient, UdpClient, login_when_free, tcp_state
+
+pytestmark = pytest.mark.e2e  # every test here starts a process
 
 StartServer = Callable[..., Server]
 

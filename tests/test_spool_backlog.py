@@ -25,17 +25,17 @@ from tests.e2e_support import (
     HOST,
     LAUNCHERS,
     Server,
-    TcpClient,
     free_port,
     free_ports,
-    login_when_free,
-    open_fd_count,
-    tcp_connector,
     wait_for_stream,
     wait_until,
 )
 from tests.flood_support import FloodReport, connect_non_reader, login, run_flood
+from tests.procfs import open_fd_count
+from tests.sockets import TcpClient, login_when_free, tcp_connector
 from tests.tls_support import make_certificate, ssl_endpoint
+
+pytestmark = pytest.mark.e2e  # every test here starts a process
 
 FLOOD_BYTES = 400 * 1000 * 1000
 #: Queued for a non-reader before it must have been cut (the issue's bound).

@@ -33,14 +33,13 @@ from tests.e2e_support import (
     HOST,
     TIMEOUT_S,
     Server,
-    child_pids,
     free_port,
-    login_when_free,
     pid_alive,
-    serves_port,
     wait_until,
 )
+from tests.procfs import child_pids, serves_port
 from tests.redis_support import RedisServer
+from tests.sockets import login_when_free
 from tests.test_e2e import assert_one_line_error, run_chat_server
 
 CLUSTER = "redis://127.0.0.1:6379/0"
@@ -160,6 +159,7 @@ def test_worker_args_under_twistd_come_from_the_chat_arguments() -> None:
     ]
 
 
+@pytest.mark.e2e
 def test_chat_server_workers_without_cluster_exits_2_with_one_line(tmp_path: Path) -> None:
     """chat_server --workers 2 without --cluster exits 2 with one line on stderr only."""
     result = run_chat_server(tmp_path, "--workers", "2", "--interface", HOST, str(free_port()))
@@ -167,6 +167,7 @@ def test_chat_server_workers_without_cluster_exits_2_with_one_line(tmp_path: Pat
     assert b"--workers needs --cluster" in result.stderr
 
 
+@pytest.mark.e2e
 def test_chat_server_workers_0_exits_2_with_one_line(tmp_path: Path) -> None:
     """chat_server --workers 0 exits 2 with one line on stderr only."""
     result = run_chat_server(tmp_path, "--workers", "0", "--cluster", CLUSTER, "9000")
@@ -479,6 +480,7 @@ def test_chat_server_with_workers_stops_them_all_on_sigint(start_supervisor):
     assert not [pid for pid in supervisor.seen if pid_alive(pid)]
 
 
+@pytest.mark.e2e
 def test_chat_server_with_workers_on_a_port_in_use_exits_1_with_one_line(tmp_path):
     """chat_server --workers 2 on a port held without SO_REUSEPORT exits 1 before any worker."""
     port = free_port()

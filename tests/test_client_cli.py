@@ -1,0 +1,71 @@
+"""Tests of the command line of ``chat_client`` (:mod:`chatproto.client.cli`)."""
+
+import io
+from pathlib import Path
+
+import pytest
+from twisted.python import usage
+
+from chatproto.client.cli import (
+    Options,
+    main,
+)
+
+
+def test_options_may_follow_the_arguments(tmp_path: Path) -> None:
+    """``HOST PORT USERID --udp --download-dir D`` parses in that order."""
+    options = Options()
+    options.parseOptions(["localhost", "9000", "alice", "--udp", "--download-dir", str(tmp_path)])
+    assert (options["host"], options["port"], options["user"]) == ("localhost", 9000, b"alice")
+    assert (options["udp"], options["listen"], options["download-dir"]) == (
+        True,
+        False,
+        str(tmp_path),
+    )
+    assert (options["send"], options["file"]) == ([], None)
+
+
+def test_send_option_is_repeatable_and_takes_lists() -> None:
+    """``--send`` accumulates, commas split, duplicates drop."""
+    options = Options()
+    options.parseOptions(["h", "1", "a", "--send", "bob,carol", "--send", "bob", "--file", "x"])
+    assert options["send"] == [b"bob", b"carol"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["h", "0", "alice"],
+        ["h", "x", "alice"],
+        ["h", "1", "al ice"],
+        ["h", "1"],
+        ["h", "1", "alice", "--send", "bob"],
+        ["h", "1", "alice", "--file", "f"],
+        ["h", "1", "alice", "--send", "bob", "--file", "f", "--listen"],
+        ["h", "1", "alice", "--send", "bob", "--file", "f", "--udp"],
+        ["h", "1", "alice", "--download-dir", "/nonexistent/dir"],
+    ],
+    ids=[
+        "port-0",
+        "port-text",
+        "bad-userid",
+        "missing-userid",
+        "send-without-file",
+        "file-without-send",
+        "send-and-listen",
+        "file-over-udp",
+        "missing-download-dir",
+    ],
+)
+def test_bad_command_line_is_a_usage_error(argv: list[str]) -> None:
+    """Bad arguments and option mixes raise UsageError."""
+    with pytest.raises(usage.UsageError):
+        Options().parseOptions(argv)
+
+
+def test_main_reports_bad_usage_with_status_2() -> None:
+    """``main`` answers a usage error with one line on stderr and status 2."""
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["h", "1", "alice", "--file", "f"], stdout=out, stderr=err) == 2
+    assert err.getvalue() == "chat_client: --file needs --send USER (see chat_client --help)\n"
+    assert out.getvalue() == ""
