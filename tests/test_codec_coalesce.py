@@ -78,21 +78,25 @@ def test_coalescing_gives_the_same_messages_however_the_input_is_cut(
 
 
 def test_a_read_of_whole_chunks_is_one_event_without_c0() -> None:
-    """The first chunk comes with the message's start; the whole ones after it, as one."""
+    """The first chunk (read after its header line) and the whole ones after it: one event."""
     data = b"SEND bob\nC1\nzC3\nabcC2\nde"
     events = decode(data + b"C0\n", [], coalesce=True, limits=Limits())
-    assert events[1:] == [BodyData(b"z"), BodyFrames(b"C3\nabcC2\nde", 5), events[-1]]
+    assert events[1:] == [BodyFrames(b"C1\nzC3\nabcC2\nde", 6), events[-1]]
 
 
 @pytest.mark.parametrize("header", [b"C03\n", b"C3\r\n"])
 def test_headers_not_in_canonical_form_come_chunk_by_chunk(header: bytes) -> None:
     data = b"SEND bob\nC1\nzC2\nab" + header + b"xyzC1\nqC0\n"
     events = decode(data, [], coalesce=True, limits=Limits())
-    assert events[2:5] == [BodyFrames(b"C2\nab", 2), BodyData(b"xyz"), BodyFrames(b"C1\nq", 1)]
+    assert events[1:4] == [
+        BodyFrames(b"C1\nzC2\nab", 3),
+        BodyData(b"xyz"),
+        BodyFrames(b"C1\nq", 1),
+    ]
 
 
 def test_a_run_stops_at_the_message_limit() -> None:
     data = b"SEND bob\nC1\nzC3\nabcC3\ndefC0\n"
     events = decode(data, [], coalesce=True, limits=Limits(max_message_bytes=5))
-    assert events[2] == BodyFrames(b"C3\nabc", 3)
-    assert events[3] == Rejected("message too large", True, b"C3")
+    assert events[1] == BodyFrames(b"C1\nzC3\nabc", 4)
+    assert events[2] == Rejected("message too large", True, b"C3")

@@ -123,10 +123,22 @@ def test_coalescing_gives_a_run_of_chunks() -> None:
     reader = BodyReader(SMALL, coalesce_chunks=True)
     reader.start()
     assert reader.read(buffer, False) is CHUNKED_START
-    assert reader.read(buffer, False) == BodyData(b"ab")  # its header came as a line
+    # The first chunk's header came as a line; it is framed again, with the run after it.
     run = reader.read(buffer, False)
-    assert (run.wire, run.size) == (b"C1\ncC3\ndef", 4)
+    assert (run.wire, run.size) == (b"C2\nabC1\ncC3\ndef", 6)
     assert reader.read(buffer, False) is BODY_END
+
+
+def test_coalescing_frames_a_non_canonical_first_header_canonically() -> None:
+    """A first header read as a line (``C02``, ``C2\\r``) joins the run as ``C2\\n``."""
+    for header in (b"C02\n", b"C2\r\n"):
+        buffer = ReceiveBuffer()
+        buffer.feed(header + b"abC1\ncC0\n")
+        reader = BodyReader(SMALL, coalesce_chunks=True)
+        reader.start()
+        assert reader.read(buffer, False) is CHUNKED_START
+        run = reader.read(buffer, False)
+        assert (run.wire, run.size) == (b"C2\nabC1\nc", 3)
 
 
 # -- both decoders frame a body alike -------------------------------------------

@@ -30,7 +30,10 @@ from typing import Any, Final
 from chatproto.limits import Limits
 from chatproto.wire.buffer import LINE_TOO_LONG, ReceiveBuffer
 from chatproto.wire.events import NEED_DATA, BodyData, BodyFrames, _NeedData
-from chatproto.wire.grammar import CHUNK_HEADER_RE, MAX_SHORT_BODY, SHORT_LENGTH_RE
+from chatproto.wire.grammar import CHUNK_HEADER_RE, MAX_SHORT_BODY
+
+#: Digits of a short length line (``SHORT_LENGTH_RE``): 0 to 99.
+_SHORT_DIGITS = len(str(MAX_SHORT_BODY))
 
 
 class _Marker:
@@ -164,6 +167,8 @@ class BodyReader:
                     self._state = _END
                     return data
                 self._state = _CHUNK_HEADER
+                if self._coalesce_chunks:
+                    return self._with_run(buffer, data)
                 return self._data_event(data)
             elif state == _END:
                 return BODY_END
@@ -181,10 +186,25 @@ class BodyReader:
                 if result is not None:
                     return result
 
+    def _with_run(self, buffer: ReceiveBuffer, data: bytes) -> BodyFrames:
+        """A chunk read after its own header line, and the whole chunks after it, as one run.
+
+        Its header is written canonically (``C<n>\n``), as the body would
+        frame it anyway: a message then costs one event for all its chunks.
+        """
+        wire = b"C%d\n%b" % (len(data), data)
+        run = buffer.take_chunk_run(self._max_body - self._body_bytes)
+        if run is None:
+            return BodyFrames(wire, len(data))
+        self._body_bytes += run[1]
+        return BodyFrames(wire + run[0], len(data) + run[1])
+
     def _parse_length(self, line: bytes, is_first: bool) -> BodyResult | None:
         """Parse a length line (first frame) or chunk header; ``None`` means go on."""
         chunk = None
-        if is_first and SHORT_LENGTH_RE.fullmatch(line):  # short: 0..99
+        # SHORT_LENGTH_RE's grammar ([0-9]{1,2}), tested without a regex call:
+        # this runs for every message.
+        if is_first and len(line) <= _SHORT_DIGITS and line.isdigit():  # short: 0..99
             size = int(line)
         elif chunk := CHUNK_HEADER_RE.fullmatch(line):
             size = int(chunk.group(1))
