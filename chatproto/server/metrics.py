@@ -8,7 +8,8 @@ collector in the reactor's thread pool, so the collector only takes
 snapshots (copies) of what it reads.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -124,8 +125,9 @@ class ChatCollector:
 
 
 def _labelled_counter(
-    name: str, documentation: str, labels: list[str], counts: dict[tuple[str, ...], int]
+    name: str, documentation: str, labels: list[str], counts: Mapping[Any, int]
 ) -> CounterMetricFamily:
+    """A counter family with one sample per label tuple (the keys of ``counts``)."""
     family = CounterMetricFamily(name, documentation, labels=labels)
     for label_values, count in sorted(counts.items()):
         family.add_metric(list(label_values), count)

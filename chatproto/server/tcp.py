@@ -7,12 +7,18 @@
 are. Everything shared lives in the service, reached as ``factory.service``.
 """
 
-from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol
+from twisted.internet.interfaces import (
+    IConsumer,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IPushProducer,
+    ITCPTransport,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import Attribute, implementer
 
 from chatproto.server.interfaces import IClient
 from chatproto.server.message import Delivery
@@ -22,6 +28,17 @@ from chatproto.server.session import ClientSession
 from chatproto.wire.codec import Decoder
 from chatproto.wire.events import NEED_DATA
 from chatproto.wire.grammar import ERROR
+
+
+class IStreamTransport(ITCPTransport, IConsumer, IPushProducer):  # type: ignore[misc]
+    """What :class:`ChatProtocol` uses of its transport (for the type checker).
+
+    Every Twisted stream transport (TCP, TLS, UNIX) writes and closes
+    (``ITCPTransport``), takes the outbox as its producer (``IConsumer``),
+    pauses its own reading (``IPushProducer``) and says whether it is closing.
+    """
+
+    disconnecting = Attribute("True once loseConnection or abortConnection was called.")
 
 
 @implementer(IClient, IHalfCloseableProtocol)
@@ -36,14 +53,17 @@ class ChatProtocol(Protocol, TimeoutMixin):
 
     log = Logger()
     factory: "ChatFactory"
+    transport: IStreamTransport
     expires_when_idle = False
+    _decoder: Decoder
+    _session: ClientSession
+    _outbox: Outbox
 
     def __init__(self) -> None:
         self._name: bytes | None = None
         self.peer = "?"
-        self._decoder: Decoder | None = None
-        self._session: ClientSession | None = None
-        self._outbox: Outbox | None = None
+        # The decoder, session and outbox are made by connectionMade.
+        self._is_connected = False
         self._next_turn: IDelayedCall | None = None  # set while input waits for a turn
         self._held_by_session = False  # reading paused while the session waits
         self._read_closed = False  # the client half-closed while the session waited
@@ -79,11 +99,13 @@ class ChatProtocol(Protocol, TimeoutMixin):
             service.stats.delivery_latency,
             service.writes,
         )
+        self._is_connected = True
         self.transport.registerProducer(self._outbox, True)
         # Fan-out calls deliver once per recipient: go straight to the outbox.
         self.deliver = self._outbox.push  # type: ignore[method-assign]
         # PROTOCOL §7: a connection that never logs in is closed.
-        self.callLater = service.clock.callLater
+        # (TimeoutMixin's own callLater is the global reactor's: ours is injected.)
+        self.callLater = service.clock.callLater  # type: ignore[method-assign,assignment]
         self.setTimeout(service.limits.login_timeout_s)
 
     def dataReceived(self, data: bytes) -> None:
@@ -179,10 +201,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
         if self._next_turn is not None and self._next_turn.active():
             self._next_turn.cancel()
         self._next_turn = None
-        if self._outbox is not None:
+        if self._is_connected:
+            self._is_connected = False
             self.factory.connections -= 1
             self._outbox.close()
-        if self._session is not None:
             try:
                 self._session.connection_lost()
             except Exception:
@@ -231,7 +253,7 @@ class ChatFactory(Factory):
         connections: TCP connections open now.
     """
 
-    protocol = ChatProtocol
+    protocol = ChatProtocol  # type: ignore[assignment]  # typeshed wants a callable
     noisy = False
     log = Logger()
 

@@ -6,6 +6,7 @@ same codec as TCP and hands the events to the sending address's
 answered) are remembered; their expiry after a quiet period is the service's job.
 """
 
+from twisted.internet.interfaces import IUDPTransport
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -72,6 +73,7 @@ class ChatDatagramProtocol(DatagramProtocol):
 
     log = Logger()
     noisy = False
+    transport: IUDPTransport  # set by listenUDP before any datagram arrives
 
     def __init__(self, service: ChatService) -> None:
         self.service = service

@@ -54,7 +54,9 @@ class WorkerMonitor(ProcessMonitor):
         self.log = _WorkerLog(namespace=WORKER_NAMESPACE, source=self)
         self._waiting: list[Deferred[None]] = []
 
-    def stopService(self) -> Deferred[None]:
+    # IService.stopService may return a Deferred (MultiService waits for it);
+    # ProcessMonitor's annotation says None.
+    def stopService(self) -> Deferred[None]:  # type: ignore[override]
         """Stop every worker; return a Deferred that fires once all have exited."""
         super().stopService()
         exited: Deferred[None] = Deferred()

@@ -20,7 +20,7 @@ call repeats. An exception escaping :meth:`ClientDecoder.next_event` is a bug.
 """
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from chatproto.limits import Limits
 from chatproto.wire.body import BODY_END, BodyError, BodyReader
@@ -193,7 +193,8 @@ class ClientDecoder:
 
     def _read_body(self) -> ServerEvent | _NeedData | None:
         """Turn the body reader's next result into an event; ``None`` means go on."""
-        piece = self._body.read(self._buffer, self._at_eof)
+        # Dispatched on its class by identity, which a type checker cannot follow.
+        piece: Any = self._body.read(self._buffer, self._at_eof)
         kind = piece.__class__
         if kind is DeliveryData or piece is NEED_DATA:
             return piece

@@ -16,19 +16,25 @@ profile.
 """
 
 from dataclasses import dataclass
+from enum import Enum
+from typing import Final
 
 
-class _NeedData:
-    """The type of :data:`NEED_DATA`."""
+class _NeedData(Enum):
+    """The type of :data:`NEED_DATA`.
 
-    __slots__ = ()
+    An enum of one member, so that a type checker narrows ``event is NEED_DATA``
+    as it does ``is None``; at run time it is a plain identity test.
+    """
+
+    NEED_DATA = "NEED_DATA"
 
     def __repr__(self) -> str:
         return "NEED_DATA"
 
 
 #: Returned by ``Decoder.next_event`` when no complete event is buffered.
-NEED_DATA = _NeedData()
+NEED_DATA: Final = _NeedData.NEED_DATA
 
 
 @dataclass(slots=True)
