@@ -15,8 +15,6 @@ none has to import the module that imports it:
 
 It imports nothing of the server but the message types the contracts name.
 """
-# zope.interface methods have no self:
-# ruff: noqa: N805
 
 from collections.abc import Sequence
 

@@ -8,8 +8,7 @@ several server processes takes its place without the service changing
 users of its own node).
 
 The interfaces live in :mod:`chatproto.server.interfaces`; this module imports
-only them, never the service. ``IRecipient``, ``IClient`` and ``IRouter`` are
-still importable from here for code written before they moved.
+only them, never the service.
 """
 
 from collections.abc import Sequence
@@ -17,10 +16,8 @@ from collections.abc import Sequence
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from chatproto.server.interfaces import IClient, IRecipient, IRouter, IRouterHost
+from chatproto.server.interfaces import IRecipient, IRouter, IRouterHost
 from chatproto.server.message import Body
-
-__all__ = ["IClient", "IRecipient", "IRouter", "LocalRouter"]
 
 
 @implementer(IRouter)
