@@ -12,6 +12,8 @@ only through ``IRouterHost``. The package is split by job:
   connections, kept up by ClientServices, and their ups and downs;
 - :mod:`~chatproto.cluster.claims`: claiming userids, refreshing and giving
   back the claims, doubtful claims;
+- :mod:`~chatproto.cluster.queued`: a message on its way out and the
+  batch of one turn's messages, with what they hold;
 - :mod:`~chatproto.cluster.outgoing`: relaying out: the turn's batch, runs
   and big bodies in pieces under the window, the relay backlog;
 - :mod:`~chatproto.cluster.incoming`: relaying in: decoding batches,

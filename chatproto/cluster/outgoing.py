@@ -2,7 +2,7 @@
 
 :class:`OutgoingRelay` takes what :meth:`RedisRouter.forward
 <chatproto.cluster.router.RedisRouter.forward>` is given. The messages of
-one reactor turn make one :class:`_Batch`: one ``MGET`` says where their
+one reactor turn make one :class:`Batch`: one ``MGET`` says where their
 recipients are, then runs of small messages go out as one ``PUBLISH`` per
 channel, and a big body (over :data:`RELAY_PIECE_BYTES`) in pieces, at most
 :data:`RELAY_WINDOW_BYTES` unanswered at a time. Batches wait in one queue,
@@ -19,138 +19,16 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from chatproto.cluster.queued import (
+    RELAY_WINDOW_BYTES,
+    Batch,
+    Outgoing,
+)
 from chatproto.cluster.scripts import Keys
 from chatproto.limits import Limits
 from chatproto.server.interfaces import IRouterHost
-from chatproto.server.message import Body, MessageBody, ShortBody
+from chatproto.server.message import Body
 from chatproto.wire import relay as relay_wire
-
-#: Wire bytes of a relayed body published as one message; bigger ones go in pieces.
-RELAY_PIECE_BYTES = 64 * 1024
-#: Bytes published but not yet answered by Redis before a big body waits.
-RELAY_WINDOW_BYTES = 1024 * 1024
-#: Memory a queued message costs beyond its body bytes (the entry, its lists
-#: and bytes objects), counted into the relay backlog so that
-#: ``max_relay_backlog_bytes`` bounds real memory: tracemalloc over 10,000
-#: queued 32-byte messages showed about 430 bytes each.
-RELAY_ENTRY_OVERHEAD_BYTES = 512
-
-
-class _Outgoing:
-    """A message on its way to other nodes.
-
-    Attributes:
-        recipients: the userids it is for, or None for a BROADCAST.
-        payload: the whole body as published (short and small bodies), else None.
-        body: a big body, held (acquired) until its last piece is published.
-        channels: where a big message goes and whom it names there, fixed
-            when its first piece is published.
-        held_bytes: what it holds, counted against the relay backlog limit:
-            its bytes in memory, or a spooled body's size (the disk and the
-            open file it keeps until published).
-    """
-
-    __slots__ = (
-        "sender",
-        "size",
-        "message_id",
-        "kind",
-        "payload",
-        "body",
-        "wire",
-        "offset",
-        "begun",
-        "channels",
-        "held_bytes",
-        "recipients",
-    )
-
-    def __init__(
-        self, sender: bytes, recipients: list[bytes] | None, body: Body, message_id: int
-    ) -> None:
-        self.sender = sender
-        self.recipients = recipients
-        self.size = body.size
-        self.message_id = message_id
-        self.body: MessageBody | None = None
-        self.wire: bytes | None = None  # a big in-memory body's frames, joined once
-        self.offset = 0  # wire bytes of a big body published so far
-        self.begun = False
-        self.channels: list[tuple[bytes, tuple[bytes, ...]]] = []
-        if isinstance(body, ShortBody):
-            self.kind, self.payload = relay_wire.SHORT, body.data
-        elif body.wire_size <= RELAY_PIECE_BYTES:
-            self.kind, self.payload = relay_wire.CHUNKED, b"".join(body.frames())
-        else:
-            self.kind, self.payload = relay_wire.BEGIN, None
-            if body.is_in_memory:
-                self.wire = b"".join(body.frames())
-            else:
-                body.acquire()
-                self.body = body
-        held = body.wire_size if self.body is not None else len(self.payload or self.wire or b"")
-        self.held_bytes = held + RELAY_ENTRY_OVERHEAD_BYTES
-
-    @property
-    def is_big(self) -> bool:
-        """Whether it goes in pieces (:data:`relay_wire.BEGIN` ... :data:`relay_wire.END`)."""
-        return self.payload is None
-
-    def header(self, origin: bytes, names: tuple[bytes, ...] | list[bytes]) -> bytes:
-        """Its header line, naming ``names`` (none on the broadcast channel)."""
-        return relay_wire.encode_message(
-            self.kind, origin, self.message_id, self.size, self.sender, names
-        )
-
-    def next_piece(self) -> bytes:
-        """Return the next run of a big body's wire frames (empty when all were read)."""
-        if self.wire is not None:
-            piece = self.wire[self.offset : self.offset + RELAY_PIECE_BYTES]
-        else:
-            assert self.body is not None
-            piece = self.body.read_wire(self.offset, RELAY_PIECE_BYTES)
-        self.offset += len(piece)
-        return piece
-
-    def release(self) -> None:
-        if self.body is not None:
-            self.body.release()
-            self.body = None
-        self.wire = None
-
-
-class _Batch:
-    """The messages for other nodes gathered in one reactor turn, published together.
-
-    Attributes:
-        entries: the messages, in the order they were sent.
-        owners: each recipient's node, once Redis answered (None until then).
-        position: entries before it are published.
-    """
-
-    __slots__ = ("entries", "owners", "position", "dropped")
-
-    def __init__(self, entries: list[_Outgoing]) -> None:
-        self.entries = entries
-        self.owners: dict[bytes, bytes | None] | None = None
-        self.position = 0
-        self.dropped = False
-
-    def names(self) -> list[bytes]:
-        """Every recipient named by its SENDs, once each."""
-        names: dict[bytes, None] = {}
-        for entry in self.entries:
-            if entry.recipients is not None:
-                names.update(dict.fromkeys(entry.recipients))
-        return list(names)
-
-    @property
-    def held_bytes(self) -> int:
-        return sum(entry.held_bytes for entry in self.entries[self.position :])
-
-    def release(self) -> None:
-        for entry in self.entries[self.position :]:
-            entry.release()
 
 
 class OutgoingRelay:
@@ -183,9 +61,9 @@ class OutgoingRelay:
         self._key_prefix = keys.user_prefix
         self._node_prefix = keys.node_prefix
         self._broadcast_channel = keys.broadcast_channel
-        self._gathering: list[_Outgoing] = []  # this turn's, published at its end
+        self._gathering: list[Outgoing] = []  # this turn's, published at its end
         self._publish_call: IDelayedCall | None = None
-        self._queue: deque[_Batch] = deque()
+        self._queue: deque[Batch] = deque()
         self._drained: list[Deferred[None]] = []  # fired when _queue empties
         self._relay_bytes = 0  # held by the queue, and published but unanswered
         self._unanswered_bytes = 0
@@ -203,7 +81,7 @@ class OutgoingRelay:
             self._not_relayed("Redis unreachable")
             return
         names = None if recipients is None else list(recipients)
-        entry = _Outgoing(sender, names, body, next(self._message_ids))
+        entry = Outgoing(sender, names, body, next(self._message_ids))
         # One message is always let in, however big (--max-message may pass the limit).
         backlog = self._relay_bytes
         if backlog and backlog + entry.held_bytes > self._limits.max_relay_backlog_bytes:
@@ -251,7 +129,7 @@ class OutgoingRelay:
 
     def _gathered(self) -> None:
         self._publish_call = None
-        batch = _Batch(self._gathering)
+        batch = Batch(self._gathering)
         self._gathering = []
         commands = self.commands
         if commands is None:  # lost meanwhile; drop() counted them
@@ -265,11 +143,11 @@ class OutgoingRelay:
             batch.owners = {}
             self._pump()
 
-    def _located(self, owners: list[bytes | None], batch: _Batch, names: list[bytes]) -> None:
+    def _located(self, owners: list[bytes | None], batch: Batch, names: list[bytes]) -> None:
         batch.owners = dict(zip(names, owners, strict=True))
         self._pump()
 
-    def _not_located(self, failure: Failure, batch: _Batch) -> None:
+    def _not_located(self, failure: Failure, batch: Batch) -> None:
         if not batch.dropped:
             batch.owners = {}
             for entry in batch.entries:
@@ -300,7 +178,7 @@ class OutgoingRelay:
             if not waiting.called:  # else it timed out
                 waiting.callback(None)
 
-    def _publish(self, batch: _Batch) -> bool:
+    def _publish(self, batch: Batch) -> bool:
         """Publish what is left of ``batch``; True when it is all out.
 
         Consecutive small messages are published as one batch per channel.
@@ -332,7 +210,7 @@ class OutgoingRelay:
         return True
 
     def _channels(
-        self, entry: _Outgoing, owners: dict[bytes, bytes | None]
+        self, entry: Outgoing, owners: dict[bytes, bytes | None]
     ) -> list[tuple[bytes, tuple[bytes, ...]]]:
         """Where ``entry`` goes, and whom it names on each node's channel."""
         if entry.recipients is None:
@@ -354,7 +232,7 @@ class OutgoingRelay:
             messages = [parts[i] + parts[i + 1] for i in range(0, len(parts), 2)]
             self._send(channel, relay_wire.encode_batch(messages))
 
-    def _publish_big(self, entry: _Outgoing, owners: dict[bytes, bytes | None]) -> bool:
+    def _publish_big(self, entry: Outgoing, owners: dict[bytes, bytes | None]) -> bool:
         """Publish a big message's beginning, pieces and end, as far as the window allows."""
         if not entry.begun:
             entry.begun = True
@@ -398,7 +276,7 @@ class OutgoingRelay:
     def drop(self, reason: str) -> None:
         """Drop every message not yet (wholly) published: they will not be."""
         queue, self._queue = self._queue, deque()
-        queue.append(_Batch(self._gathering))
+        queue.append(Batch(self._gathering))
         self._gathering = []
         if self._publish_call is not None and self._publish_call.active():
             self._publish_call.cancel()

@@ -48,11 +48,11 @@ from chatproto.cluster.address import RedisAddress
 from chatproto.cluster.claims import Claims
 from chatproto.cluster.connections import RedisConnections
 from chatproto.cluster.incoming import IncomingRelay
-from chatproto.cluster.outgoing import (
+from chatproto.cluster.outgoing import OutgoingRelay
+from chatproto.cluster.queued import (
     RELAY_ENTRY_OVERHEAD_BYTES,
     RELAY_PIECE_BYTES,
     RELAY_WINDOW_BYTES,
-    OutgoingRelay,
 )
 from chatproto.cluster.scripts import Keys, new_node_id
 from chatproto.limits import Limits
