@@ -353,17 +353,14 @@ def test_chat_server_port_in_use_exits_1_with_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("order", ["options_first", "ports_first"])
-def test_chat_server_accepts_options_before_or_after_ports(order, tmp_path, tcp):
+def test_chat_server_accepts_options_before_or_after_ports(order, launch, tcp):
     """chat_server -v P and chat_server P -v both start and print RCVD lines."""
     port = free_port()
     options = ["-v", "--interface", HOST]
     args = [*options, str(port)] if order == "options_first" else [str(port), *options]
-    server = Server("chat_server", [port], [str(CHAT_SERVER), *args], tmp_path)
-    try:
-        server.wait_ready()
-        tcp(port).login(b"alice")
-    finally:
-        server.stop()
+    server = launch("chat_server", [port], command=[str(CHAT_SERVER), *args])
+    tcp(port).login(b"alice")
+    server.stop()
     assert b"RCVD from 127.0.0.1: ME IS alice\\n\n" in server.stdout
 
 

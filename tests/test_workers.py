@@ -401,15 +401,17 @@ class Supervisor:
 
 
 @pytest.fixture
-def start_supervisor(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Supervisor]]:
+def start_supervisor(launch, redis_url: str) -> Iterator[Callable[..., Supervisor]]:  # type: ignore[no-untyped-def]
     """Start ``chat_server --workers 2 --cluster <redis>`` on a free port with ``extra``
-    options; at teardown stop it and kill any worker it left behind."""
+    options (through ``launch``, not waiting: the workers come up on their own);
+    at teardown stop it and kill any worker it left behind."""
     started: list[Supervisor] = []
 
     def start(*extra: str) -> Supervisor:
         port = free_port()
         args = ["--workers", "2", "--cluster", redis_url, "--interface", HOST, str(port)]
-        server = Server("chat_server", [port], [str(CHAT_SERVER), *args, *extra], tmp_path)
+        command = [str(CHAT_SERVER), *args, *extra]
+        server = launch("chat_server", [port], wait=None, command=command)
         started.append(Supervisor(server, port))
         return started[-1]
 
