@@ -7,20 +7,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatproto.limits import Limits
-from chatproto.wire import client_codec
-from chatproto.wire.client_codec import (
-    ClientDecoder,
-    DeliveryData,
-    DeliveryEnd,
+from chatproto.wire import events
+from chatproto.wire.client_codec import ClientDecoder, decode_server_datagram
+from chatproto.wire.encode import encode_chunked_body, encode_from, encode_short_body
+from chatproto.wire.events import (
+    NEED_DATA,
+    BodyData,
     DeliveryStart,
     ErrorReply,
-    Malformed,
+    MessageEnd,
     OkReply,
+    Rejected,
     ServerEvent,
-    decode_server_datagram,
 )
-from chatproto.wire.encode import encode_chunked_body, encode_from, encode_short_body
-from chatproto.wire.events import NEED_DATA
 from chatproto.wire.grammar import ERROR, OK
 from tests.decoding import cut_at, drain, feed_pieces, is_fatal, streams_of
 
@@ -30,12 +29,12 @@ SMALL = Limits(max_line_bytes=16, max_message_bytes=1000)
 TRAILER = b"OK\n"
 TRAILER_EVENT = OkReply()
 
-#: Stand-ins for a ``Malformed`` in expected event lists: the reason is for logs only.
-SKIPPED = "non-fatal Malformed"
-FATAL = "fatal Malformed"
+#: Stand-ins for a ``Rejected`` in expected event lists: the reason is for logs only.
+SKIPPED = "non-fatal Rejected"
+FATAL = "fatal Rejected"
 
-#: Every event type ``chatproto.wire.client_codec`` defines.
-EVENT_TYPES = typing.get_args(client_codec.ServerEvent)
+#: Every event type the client decoder reports (``chatproto.wire.events.ServerEvent``).
+EVENT_TYPES = typing.get_args(events.ServerEvent)
 
 
 # -- helpers ----------------------------------------------------------------
@@ -53,7 +52,7 @@ def decode_all_ways(data: bytes, limits: Limits = DEFAULT, eof: bool = False) ->
     """Decode ``data`` whole, byte by byte, split at every index and with a trailer.
 
     All ways must give identical event lists, with no merging of
-    ``DeliveryData``: each is exactly one chunk or a whole short body.
+    ``BodyData``: each is exactly one chunk or a whole short body.
     """
     expected, _ = _feed_pieces([data], limits, eof)
     by_byte, _ = _feed_pieces([data[i : i + 1] for i in range(len(data))], limits, eof)
@@ -67,21 +66,21 @@ def decode_all_ways(data: bytes, limits: Limits = DEFAULT, eof: bool = False) ->
     at_boundary = not decoder.is_mid_delivery and decoder.buffered_bytes == 0
     if at_boundary and not is_fatal(base):
         assert longer == [*base, TRAILER_EVENT], "the next frame parses after the input"
-    assert all(event.data for event in expected if isinstance(event, DeliveryData))
+    assert all(event.data for event in expected if isinstance(event, BodyData))
     return expected
 
 
 def decode_kinds(data: bytes, limits: Limits = DEFAULT, eof: bool = False) -> list[object]:
-    """Decode ``data`` every way and replace each ``Malformed`` by ``SKIPPED`` or ``FATAL``."""
+    """Decode ``data`` every way and replace each ``Rejected`` by ``SKIPPED`` or ``FATAL``."""
     return [
-        (FATAL if event.fatal else SKIPPED) if isinstance(event, Malformed) else event
+        (FATAL if event.fatal else SKIPPED) if isinstance(event, Rejected) else event
         for event in decode_all_ways(data, limits, eof)
     ]
 
 
 def _delivery(sender: bytes, *pieces: bytes) -> list[ServerEvent]:
     """The events of one whole delivery."""
-    return [DeliveryStart(sender), *map(DeliveryData, pieces), DeliveryEnd()]
+    return [DeliveryStart(sender), *map(BodyData, pieces), MessageEnd()]
 
 
 # -- replies (PROTOCOL §2) ----------------------------------------------------
@@ -126,7 +125,7 @@ def test_unknown_line_is_skipped_and_parsing_resumes(line: bytes) -> None:
 def test_unknown_line_is_reported_with_its_bytes() -> None:
     """The skipped line is carried by the event, for the log."""
     events, _ = _feed_pieces([b"HELLO\n"], DEFAULT)
-    assert events == [Malformed("unknown line", False, b"HELLO")]
+    assert events == [Rejected("unknown line", False, b"HELLO")]
 
 
 # -- deliveries (PROTOCOL §4) ---------------------------------------------------
@@ -168,7 +167,7 @@ def test_next_frame_starts_right_after_the_body() -> None:
 
 
 def test_chunked_delivery_gives_one_piece_per_chunk() -> None:
-    """Chunks of varying sizes stream out one ``DeliveryData`` each."""
+    """Chunks of varying sizes stream out one ``BodyData`` each."""
     first, second = b"x" * 999, b"yz"
     data = b"FROM bob\nC999\n" + first + b"C2\n" + second + b"C0\n"
     assert decode_kinds(data) == _delivery(b"bob", first, second)
@@ -203,8 +202,8 @@ def test_mid_delivery_flag_follows_the_frame() -> None:
     assert decoder.next_event() == DeliveryStart(b"a")
     assert decoder.is_mid_delivery
     decoder.feed(b"xC0\n")
-    assert decoder.next_event() == DeliveryData(b"x")
-    assert decoder.next_event() == DeliveryEnd()
+    assert decoder.next_event() == BodyData(b"x")
+    assert decoder.next_event() == MessageEnd()
     assert not decoder.is_mid_delivery
 
 
@@ -228,7 +227,7 @@ def test_bad_chunk_header_after_a_chunk_is_fatal(line: bytes) -> None:
     """After a chunk only another chunk header may follow."""
     assert decode_kinds(b"FROM a\nC1\nx" + line + b"\n") == [
         DeliveryStart(b"a"),
-        DeliveryData(b"x"),
+        BodyData(b"x"),
         FATAL,
     ]
 
@@ -251,7 +250,7 @@ def test_chunked_body_over_the_limit_is_fatal_at_the_chunk_header() -> None:
     limits = Limits(max_message_bytes=5)
     assert decode_kinds(b"FROM a\nC3\nabcC3\ndef", limits) == [
         DeliveryStart(b"a"),
-        DeliveryData(b"abc"),
+        BodyData(b"abc"),
         FATAL,
     ]
 
@@ -269,7 +268,7 @@ def test_default_limit_is_the_servers_64_mib() -> None:
     decoder.feed(b"C%d\n" % rest + b"x" * rest + b"C1\n")
     events: list[ServerEvent] = []
     drain(decoder, events)
-    assert events == [DeliveryData(b"x" * rest), Malformed("message too large", True, b"C1")]
+    assert events == [BodyData(b"x" * rest), Rejected("message too large", True, b"C1")]
 
 
 def test_line_over_the_limit_is_fatal_without_its_newline() -> None:
@@ -287,7 +286,7 @@ def test_fatal_error_repeats_for_ever_and_ignores_new_bytes() -> None:
     decoder = ClientDecoder()
     decoder.feed(b"FROM a\nzz\n")
     failure = decoder.next_event()
-    assert failure == Malformed("bad length line", True, b"zz")
+    assert failure == Rejected("bad length line", True, b"zz")
     decoder.feed(b"OK\n")
     assert [decoder.next_event() for _ in range(3)] == [failure] * 3
 
@@ -308,7 +307,7 @@ def test_fatal_error_releases_the_buffer() -> None:
 def test_eof_mid_delivery_is_fatal(data: bytes) -> None:
     """End of input inside a delivery is a fatal ``eof mid-message``."""
     events, _ = _feed_pieces([data], DEFAULT, eof=True)
-    assert events[-1] == Malformed("eof mid-message", True)
+    assert events[-1] == Rejected("eof mid-message", True)
 
 
 def test_eof_at_frame_boundary_adds_nothing() -> None:
@@ -341,7 +340,7 @@ def test_truncated_datagram_ends_with_a_fatal_event() -> None:
     """A datagram that stops inside its body ends with ``eof mid-message``."""
     assert decode_server_datagram(b"FROM a\n5\nab") == [
         DeliveryStart(b"a"),
-        Malformed("eof mid-message", True),
+        Rejected("eof mid-message", True),
     ]
 
 

@@ -22,8 +22,8 @@ from chatproto.client.cli import (
     claim_file_name,
     safe_file_stem,
 )
-from chatproto.wire.client_codec import ClientDecoder, DeliveryData, DeliveryEnd, DeliveryStart
-from chatproto.wire.events import NEED_DATA
+from chatproto.wire.client_codec import ClientDecoder
+from chatproto.wire.events import NEED_DATA, BodyData, DeliveryStart, MessageEnd
 from tests.client_support import pull_all
 
 
@@ -36,12 +36,12 @@ def decode_body(frames: bytes) -> tuple[list[int], bytes]:
     events = []
     while (event := decoder.next_event()) is not NEED_DATA:
         events.append(event)
-        if isinstance(event, DeliveryData):
+        if isinstance(event, BodyData):
             sizes.append(len(event.data))
-        if isinstance(event, DeliveryEnd):
+        if isinstance(event, MessageEnd):
             break
-    assert events[0] == DeliveryStart(b"x") and events[-1] == DeliveryEnd()
-    return sizes, b"".join(e.data for e in events if isinstance(e, DeliveryData))
+    assert events[0] == DeliveryStart(b"x") and events[-1] == MessageEnd()
+    return sizes, b"".join(e.data for e in events if isinstance(e, BodyData))
 
 
 def receive(inbox: Inbox, sender: bytes, *pieces: bytes) -> Received:

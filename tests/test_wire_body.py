@@ -20,7 +20,7 @@ from chatproto.wire.body import (
     BodyReader,
 )
 from chatproto.wire.buffer import ReceiveBuffer
-from chatproto.wire.client_codec import ClientDecoder, DeliveryData, DeliveryEnd, Malformed
+from chatproto.wire.client_codec import ClientDecoder
 from chatproto.wire.codec import Decoder
 from chatproto.wire.events import NEED_DATA, BodyData, MessageEnd, Rejected, ShortMessage
 from tests.decoding import cut_at, feed_pieces
@@ -157,7 +157,7 @@ bodies = st.one_of(_chunked, _short, st.binary(max_size=40))
 def _first_message(events: list[object]) -> list[object]:
     """The events up to the first message's end (or the first fatal event)."""
     for i, event in enumerate(events):
-        ends = isinstance(event, ShortMessage | MessageEnd | DeliveryEnd)
+        ends = isinstance(event, ShortMessage | MessageEnd | MessageEnd)
         if ends or getattr(event, "fatal", False):
             return events[: i + 1]
     return events
@@ -180,8 +180,8 @@ def _client_view(body: bytes, cuts: list[int]) -> tuple[bytes, bool]:
     """The body bytes the client decoder gives for ``FROM x`` + ``body``, and if it refused."""
     data = b"FROM x\n" + body
     events = _first_message(feed_pieces(ClientDecoder(SMALL), cut_at(data, cuts), eof=True))
-    got = b"".join(event.data for event in events if isinstance(event, DeliveryData))
-    refused = any(isinstance(event, Malformed) and event.fatal for event in events)
+    got = b"".join(event.data for event in events if isinstance(event, BodyData))
+    refused = any(isinstance(event, Rejected) and event.fatal for event in events)
     return got, refused
 
 

@@ -18,13 +18,13 @@ from twisted.python.failure import Failure
 
 from chatproto.client.files import Inbox
 from chatproto.client.views import ChatView
-from chatproto.wire.client_codec import (
-    DeliveryData,
-    DeliveryEnd,
+from chatproto.wire.events import (
+    BodyData,
     DeliveryStart,
     ErrorReply,
-    Malformed,
+    MessageEnd,
     OkReply,
+    Rejected,
     ServerEvent,
 )
 
@@ -107,12 +107,12 @@ class _ServerEventHandler:
                 self._on_error()
             case DeliveryStart(sender=sender):
                 self._inbox.start(sender)
-            case DeliveryData(data=data):
+            case BodyData(data=data):
                 self._inbox.add(data)
-            case DeliveryEnd():
+            case MessageEnd():
                 message = self._inbox.finish()
                 self._notify(lambda view: view.message_received(message))
-            case Malformed():
+            case Rejected():
                 self._on_malformed(event)
 
     def _on_ok(self) -> None:
@@ -134,7 +134,7 @@ class _ServerEventHandler:
         else:
             self._notify(lambda view: view.message_refused())
 
-    def _on_malformed(self, event: Malformed) -> None:
+    def _on_malformed(self, event: Rejected) -> None:
         self.log.warn(
             "the server sent {reason}: {line!r}", reason=event.reason, line=event.line[:80]
         )

@@ -26,12 +26,9 @@ from chatproto.client.files import (
     Inbox,
 )
 from chatproto.limits import Limits
-from chatproto.wire.client_codec import (
-    ClientDecoder,
-    Malformed,
-)
+from chatproto.wire.client_codec import ClientDecoder
 from chatproto.wire.encode import encode_command, encode_login, encode_message
-from chatproto.wire.events import NEED_DATA, _NeedData
+from chatproto.wire.events import NEED_DATA, Rejected, _NeedData
 
 
 @implementer(IHalfCloseableProtocol)
@@ -207,7 +204,7 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
             if isinstance(item, tuple):
                 item[1].stopProducing()
 
-    def _on_malformed(self, event: Malformed) -> None:
+    def _on_malformed(self, event: Rejected) -> None:
         super()._on_malformed(event)
         if event.fatal:
             # The stream cannot be delimited any more: this connection is over.

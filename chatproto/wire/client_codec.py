@@ -3,89 +3,49 @@
 A chat client reads two kinds of frames from the server (PROTOCOL.md §2, §4):
 the replies ``OK\\n`` and ``ERROR\\n``, and deliveries, ``FROM <sender>\\n``
 followed by a short or chunked body. :class:`ClientDecoder` turns that byte
-stream into the events defined here; :func:`decode_server_datagram` does the
-same for one UDP datagram. No sockets, no clock, no logging and no Twisted:
-the client's protocols feed whatever a read returned and act on the events.
+stream into the events of :mod:`chatproto.wire.events`, the body and refusal
+events being the server decoder's own (one event module for both
+directions); :func:`decode_server_datagram` does the same for one UDP
+datagram. No sockets, no clock, no logging and no Twisted: the client's
+protocols feed whatever a read returned and act on the events.
 
 Bodies stream: a delivery is one :class:`DeliveryStart`, a
-:class:`DeliveryData` per chunk (or one for a whole short body) and a
-:class:`DeliveryEnd`, so a client can write a big file to disk without
+:class:`BodyData` per chunk (or one for a whole short body) and a
+:class:`MessageEnd`, so a client can write a big file to disk without
 holding it. The decoder holds at most one line or one chunk beyond what it
 has reported, and refuses a body larger than the limit it is given.
 
 Server mistakes are data, not exceptions: a line that is no reply and no
-delivery is a non-fatal :class:`Malformed` (the decoder goes on at the next
+delivery is a non-fatal :class:`Rejected` (the decoder goes on at the next
 line); a frame that cannot be delimited is a fatal one, which every later
 call repeats. An exception escaping :meth:`ClientDecoder.next_event` is a bug.
 """
 
-from dataclasses import dataclass
 from typing import Any, Final
 
 from chatproto.limits import Limits
 from chatproto.wire.body import BODY_END, BodyError, BodyReader
 from chatproto.wire.buffer import LINE_TOO_LONG, ReceiveBuffer
-from chatproto.wire.events import NEED_DATA, _NeedData
+from chatproto.wire.events import (
+    NEED_DATA,
+    BodyData,
+    DeliveryStart,
+    ErrorReply,
+    MessageEnd,
+    OkReply,
+    Rejected,
+    ServerEvent,
+    _NeedData,
+)
 from chatproto.wire.grammar import ERROR, FROM_PREFIX, OK, is_valid_userid
 
 _OK_LINE = OK.rstrip(b"\n")
 _ERROR_LINE = ERROR.rstrip(b"\n")
 
 
-@dataclass(frozen=True, slots=True)
-class OkReply:
-    """The server answered ``OK``: the login was accepted (PROTOCOL §2)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorReply:
-    """The server answered ``ERROR``: the login or a message was refused (PROTOCOL §2, §3)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryStart:
-    """A ``FROM`` line and the first length line of its body (short or chunked) were read.
-
-    Attributes:
-        sender: the sender's userid (valid by PROTOCOL §2).
-    """
-
-    sender: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryData:
-    """One piece of a delivery's body: a whole chunk, or the whole short body."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryEnd:
-    """The delivery's last byte has arrived: the message is complete."""
-
-
-@dataclass(frozen=True, slots=True)
-class Malformed:
-    """The server sent something the protocol does not allow.
-
-    Attributes:
-        reason: why, in a few words (for logs and error messages).
-        fatal: the stream cannot be delimited any more, so the connection
-            must close; the decoder then returns this same event for ever.
-        line: the offending line, when there is one.
-    """
-
-    reason: str
-    fatal: bool
-    line: bytes = b""
-
-
-ServerEvent = OkReply | ErrorReply | DeliveryStart | DeliveryData | DeliveryEnd | Malformed
-
 _OK_REPLY: Final = OkReply()
 _ERROR_REPLY: Final = ErrorReply()
-_DELIVERY_END: Final = DeliveryEnd()
+_DELIVERY_END: Final = MessageEnd()
 
 # Decoder states.
 _LINE = 0  # expecting OK, ERROR or FROM
@@ -106,7 +66,7 @@ class ClientDecoder:
 
     Args:
         limits: ``max_message_bytes`` bounds a delivery's body (a bigger one
-            is a fatal :class:`Malformed`), ``max_line_bytes`` bounds a line.
+            is a fatal :class:`Rejected`), ``max_line_bytes`` bounds a line.
             The server's defaults when omitted.
     """
 
@@ -114,12 +74,12 @@ class ClientDecoder:
 
     def __init__(self, limits: Limits | None = None) -> None:
         self._limits = limits if limits is not None else Limits()
-        self._body = BodyReader(self._limits, DeliveryData)
+        self._body = BodyReader(self._limits, BodyData)
         self._buffer = ReceiveBuffer()
         self._state = _LINE
         self._at_eof = False
         self._sender = b""  # the current delivery's sender
-        self._failure: Malformed | None = None
+        self._failure: Rejected | None = None
 
     @property
     def buffered_bytes(self) -> int:
@@ -142,7 +102,7 @@ class ClientDecoder:
         """Say no more bytes will come.
 
         A last line may then lack its ``\\n`` (a datagram ``OK``); a delivery
-        without its last byte becomes a fatal ``Malformed("eof mid-message")``.
+        without its last byte becomes a fatal ``Rejected("eof mid-message")``.
         """
         self._at_eof = True
 
@@ -189,17 +149,17 @@ class ClientDecoder:
             self._body.start()
             self._state = _BODY
             return None
-        return Malformed("unknown line", False, line)
+        return Rejected("unknown line", False, line)
 
     def _read_body(self) -> ServerEvent | _NeedData | None:
         """Turn the body reader's next result into an event; ``None`` means go on."""
         # Dispatched on its class by identity, which a type checker cannot follow.
         piece: Any = self._body.read(self._buffer, self._at_eof)
         kind = piece.__class__
-        if kind is DeliveryData or piece is NEED_DATA:
+        if kind is BodyData or piece is NEED_DATA:
             return piece
         if kind is bytes:  # the whole short body; an empty one has no data event
-            return DeliveryData(piece) if piece else None
+            return BodyData(piece) if piece else None
         if piece is BODY_END:
             self._state = _LINE
             return _DELIVERY_END
@@ -207,9 +167,9 @@ class ClientDecoder:
             return self._fail(piece.reason, piece.line)
         return DeliveryStart(self._sender)  # SHORT_START or CHUNKED_START
 
-    def _fail(self, reason: str, line: bytes = b"") -> Malformed:
+    def _fail(self, reason: str, line: bytes = b"") -> Rejected:
         """Enter the terminal state: the stream cannot be delimited any more."""
-        self._failure = Malformed(reason, True, line)
+        self._failure = Rejected(reason, True, line)
         self._state = _FAILED
         self._buffer = ReceiveBuffer()  # release what was buffered
         return self._failure
@@ -220,8 +180,8 @@ def decode_server_datagram(datagram: bytes, limits: Limits | None = None) -> lis
 
     Returns:
         Every event in the datagram, usually one reply or one whole delivery
-        (``DeliveryStart``, ``DeliveryData``, ``DeliveryEnd``). A datagram
-        that ends inside a delivery ends with a fatal ``Malformed``; for UDP
+        (``DeliveryStart``, ``BodyData``, ``MessageEnd``). A datagram
+        that ends inside a delivery ends with a fatal ``Rejected``; for UDP
         that only means this datagram is spoiled.
     """
     decoder = ClientDecoder(limits)
@@ -231,6 +191,6 @@ def decode_server_datagram(datagram: bytes, limits: Limits | None = None) -> lis
     while (event := decoder.next_event()) is not NEED_DATA:
         assert not isinstance(event, _NeedData)
         events.append(event)
-        if isinstance(event, Malformed) and event.fatal:
+        if isinstance(event, Rejected) and event.fatal:
             break
     return events

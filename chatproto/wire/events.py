@@ -79,7 +79,7 @@ class MessageStart:
 
 @dataclass(slots=True)
 class BodyData:
-    """One chunk of a chunked body."""
+    """One piece of a body: a chunk (or, in a delivery to a client, a whole short body)."""
 
     data: bytes
 
@@ -104,12 +104,15 @@ class BodyFrames:
 
 @dataclass(slots=True)
 class MessageEnd:
-    """The body's last byte has arrived: the message is complete."""
+    """The body's last byte has arrived: the message (or delivery) is complete."""
 
 
 @dataclass(slots=True)
 class Rejected:
-    """The peer sent something the protocol does not allow; answer ``ERROR``.
+    """The peer sent something the protocol does not allow.
+
+    The server answers a client's with ``ERROR``; the client reports the
+    server's and, when it is fatal, closes.
 
     Attributes:
         reason: why, in a few words (for logs).
@@ -124,3 +127,34 @@ class Rejected:
 
 
 Event = Login | ShortMessage | MessageStart | BodyData | BodyFrames | MessageEnd | Rejected
+"""What the server's decoder reports of a client's bytes."""
+
+
+# -- the server-to-client direction (chatproto.wire.client_codec) -------------
+
+
+@dataclass(slots=True)
+class OkReply:
+    """The server answered ``OK``: the login was accepted (PROTOCOL §2)."""
+
+
+@dataclass(slots=True)
+class ErrorReply:
+    """The server answered ``ERROR``: the login or a message was refused (PROTOCOL §2, §3)."""
+
+
+@dataclass(slots=True)
+class DeliveryStart:
+    """A ``FROM`` line and the first length line of its body (short or chunked) were read.
+
+    Its body follows as :class:`BodyData` pieces and a :class:`MessageEnd`.
+
+    Attributes:
+        sender: the sender's userid (valid by PROTOCOL §2).
+    """
+
+    sender: bytes
+
+
+ServerEvent = OkReply | ErrorReply | DeliveryStart | BodyData | MessageEnd | Rejected
+"""What the client's decoder reports of the server's bytes."""
