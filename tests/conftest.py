@@ -57,6 +57,25 @@ def _processes_need_the_e2e_marker(
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
+StartServer = Callable[..., Server]
+
+
+@pytest.fixture
+def start_server(launch) -> StartServer:  # type: ignore[no-untyped-def]
+    """Start chat_server processes (``--no-random`` plus options), ready to use.
+
+    For the ``test_robustness_*`` modules; ``tests/test_e2e.py`` has its own
+    ``start_server`` (taking a launcher), which overrides this one there.
+    """
+
+    def start(
+        ports: list[int], *extra: str, preexec_fn: Callable[[], None] | None = None
+    ) -> Server:
+        return launch("chat_server", ports, ["--no-random", *extra], preexec_fn)
+
+    return start
+
+
 @pytest.fixture
 def tcp() -> Iterator[Callable[[int], TcpClient]]:
     """Open TCP clients on demand; close them all at teardown."""
