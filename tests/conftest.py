@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.e2e_support import Server
+from tests.daemons import Daemon
+from tests.e2e_support import CHAT_SERVER, Server
 from tests.redis_support import RedisServer
 from tests.sockets import TcpClient, UdpClient
 
@@ -55,6 +56,25 @@ def _processes_need_the_e2e_marker(
         )
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+
+
+StartServer = Callable[..., Server]
+
+
+@pytest.fixture
+def start_server(launch) -> StartServer:  # type: ignore[no-untyped-def]
+    """Start chat_server processes (``--no-random`` plus options), ready to use.
+
+    For the ``test_robustness_*`` modules; ``tests/test_e2e.py`` has its own
+    ``start_server`` (taking a launcher), which overrides this one there.
+    """
+
+    def start(
+        ports: list[int], *extra: str, preexec_fn: Callable[[], None] | None = None
+    ) -> Server:
+        return launch("chat_server", ports, ["--no-random", *extra], preexec_fn)
+
+    return start
 
 
 @pytest.fixture
@@ -135,3 +155,51 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Start daemonised servers on demand; SIGKILL any still alive at teardown.
+
+    ``daemons(port, *extra, name="chat")`` starts ``twistd chat`` in the
+    background (see ``tests/daemons.py``); the ``test_deploy_*`` modules use it.
+    """
+    started: list[Daemon] = []
+
+    def start(port: int, *extra: str, name: str = "chat") -> Daemon:
+        daemon = Daemon(tmp_path, port, extra, name)
+        started.append(daemon)
+        daemon.start()
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()
+
+
+@pytest.fixture
+def chat_server(launch: Callable[..., Server]) -> Callable[..., Server]:
+    """Start ``chat_server`` with exactly these arguments through ``launch``, not waited on."""
+
+    def start(port: int, *args: str) -> Server:
+        return launch("chat_server", [port], command=[str(CHAT_SERVER), *args], wait=None)
+
+    return start
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[[object], object]]:
+    """Track clients (stream or datagram) and close them all at teardown.
+
+    For the ``test_deploy_*`` modules; ``tests/test_client_e2e.py`` has its own
+    ``clients`` (``chat_client`` processes), which overrides this one there.
+    """
+    opened: list[TcpClient | UdpClient] = []
+
+    def track(client):  # type: ignore[no-untyped-def]
+        opened.append(client)
+        return client
+
+    yield track
+    for client in opened:
+        client.close()

@@ -1,15 +1,12 @@
-"""Tests of the client's sans-I/O decoder of server frames (PROTOCOL.md §2, §4): bytes only."""
+"""Tests of the client's sans-I/O decoder of server frames (PROTOCOL.md §2, §4, §6): bytes only.
 
-import typing
+Replies, deliveries, framing errors and the end of input, and datagrams.
+"""
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from chatproto.limits import Limits
-from chatproto.wire import events
 from chatproto.wire.client_codec import ClientDecoder, decode_server_datagram
-from chatproto.wire.encode import encode_chunked_body, encode_from, encode_short_body
 from chatproto.wire.events import (
     NEED_DATA,
     BodyData,
@@ -21,67 +18,16 @@ from chatproto.wire.events import (
     ServerEvent,
 )
 from chatproto.wire.grammar import ERROR, OK
-from tests.decoding import cut_at, drain, feed_pieces, is_fatal, streams_of
-
-DEFAULT = Limits()
-SMALL = Limits(max_line_bytes=16, max_message_bytes=1000)
-#: Bytes of a next frame, appended to every input (helper way (d)).
-TRAILER = b"OK\n"
-TRAILER_EVENT = OkReply()
-
-#: Stand-ins for a ``Rejected`` in expected event lists: the reason is for logs only.
-SKIPPED = "non-fatal Rejected"
-FATAL = "fatal Rejected"
-
-#: Every event type the client decoder reports (``chatproto.wire.events.ServerEvent``).
-EVENT_TYPES = typing.get_args(events.ServerEvent)
-
-
-# -- helpers ----------------------------------------------------------------
-
-
-def _feed_pieces(
-    pieces: list[bytes], limits: Limits, eof: bool = False
-) -> tuple[list[ServerEvent], ClientDecoder]:
-    """Feed ``pieces`` to a fresh decoder, draining after each; return events and decoder."""
-    decoder = ClientDecoder(limits)
-    return feed_pieces(decoder, pieces, eof), decoder
-
-
-def decode_all_ways(data: bytes, limits: Limits = DEFAULT, eof: bool = False) -> list[ServerEvent]:
-    """Decode ``data`` whole, byte by byte, split at every index and with a trailer.
-
-    All ways must give identical event lists, with no merging of
-    ``BodyData``: each is exactly one chunk or a whole short body.
-    """
-    expected, _ = _feed_pieces([data], limits, eof)
-    by_byte, _ = _feed_pieces([data[i : i + 1] for i in range(len(data))], limits, eof)
-    assert by_byte == expected, "byte by byte"
-    for i in range(len(data) + 1):
-        split, _ = _feed_pieces([data[:i], data[i:]], limits, eof)
-        assert split == expected, f"split at {i}"
-    base, decoder = _feed_pieces([data], limits)
-    longer, _ = _feed_pieces([data + TRAILER], limits)
-    assert longer[: len(base)] == base, "with a next frame appended"
-    at_boundary = not decoder.is_mid_delivery and decoder.buffered_bytes == 0
-    if at_boundary and not is_fatal(base):
-        assert longer == [*base, TRAILER_EVENT], "the next frame parses after the input"
-    assert all(event.data for event in expected if isinstance(event, BodyData))
-    return expected
-
-
-def decode_kinds(data: bytes, limits: Limits = DEFAULT, eof: bool = False) -> list[object]:
-    """Decode ``data`` every way and replace each ``Rejected`` by ``SKIPPED`` or ``FATAL``."""
-    return [
-        (FATAL if event.fatal else SKIPPED) if isinstance(event, Rejected) else event
-        for event in decode_all_ways(data, limits, eof)
-    ]
-
-
-def _delivery(sender: bytes, *pieces: bytes) -> list[ServerEvent]:
-    """The events of one whole delivery."""
-    return [DeliveryStart(sender), *map(BodyData, pieces), MessageEnd()]
-
+from tests.client_codec_support import (
+    DEFAULT,
+    FATAL,
+    SKIPPED,
+    SMALL,
+    _delivery,
+    _feed_pieces,
+    decode_kinds,
+)
+from tests.decoding import drain
 
 # -- replies (PROTOCOL §2) ----------------------------------------------------
 
@@ -342,87 +288,3 @@ def test_truncated_datagram_ends_with_a_fatal_event() -> None:
         DeliveryStart(b"a"),
         Rejected("eof mid-message", True),
     ]
-
-
-# -- property tests -------------------------------------------------------------
-
-_userids = st.binary(min_size=1, max_size=32).map(
-    lambda raw: bytes(0x21 + byte % 94 for byte in raw)
-)
-
-
-@st.composite
-def _frames(draw: st.DrawFn) -> tuple[bytes, list[ServerEvent]]:
-    """One random valid server frame, built with the server's encoders."""
-    kind = draw(st.sampled_from(["ok", "error", "short", "chunked"]))
-    if kind == "ok":
-        return OK, [OkReply()]
-    if kind == "error":
-        return ERROR, [ErrorReply()]
-    sender = draw(_userids)
-    if kind == "short":
-        body = draw(st.binary(max_size=99))
-        frames = [encode_from(sender), *encode_short_body(body)]
-        return b"".join(frames), _delivery(sender, *([body] if body else []))
-    sizes = draw(st.lists(st.integers(1, 999), max_size=3))
-    chunks = [draw(st.binary(min_size=size, max_size=size)) for size in sizes]
-    frames = [encode_from(sender), *encode_chunked_body(chunks)]
-    return b"".join(frames), _delivery(sender, *chunks)
-
-
-_streams = streams_of(_frames())
-
-
-@settings(max_examples=150)
-@given(_streams)
-def test_property_server_frames_decode_to_what_they_encode(
-    stream: tuple[bytes, list[ServerEvent]],
-) -> None:
-    """Frames built with ``encode_from`` and the body encoders decode back to their events."""
-    data, expected = stream
-    events, decoder = _feed_pieces([data], DEFAULT, eof=True)
-    assert events == expected
-    assert decoder.buffered_bytes == 0
-
-
-@settings(max_examples=150)
-@given(_streams, st.data())
-def test_property_random_split_points_give_identical_events(
-    stream: tuple[bytes, list[ServerEvent]], data: st.DataObject
-) -> None:
-    """Server frames fed in pieces cut at random points decode to the same events."""
-    raw, expected = stream
-    cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=12))
-    events, _ = _feed_pieces(cut_at(raw, cuts), DEFAULT, eof=True)
-    assert events == expected
-
-
-_FRAGMENTS = [b"FROM a\n", b"FROM \n", b"OK\n", b"ERROR\n", b"C999\n", b"C5\n", b"C0\n"]
-_noise = st.lists(
-    st.one_of(
-        st.sampled_from(_FRAGMENTS),
-        st.sampled_from([b"\n", b"\r\n", b"99\n", b"0\n", b"C", b" "]),
-        st.integers(0, 10**30).map(lambda n: str(n).encode() + b"\n"),
-        st.binary(max_size=8),
-        st.binary(min_size=1, max_size=1100),
-    ),
-    max_size=30,
-).map(b"".join)
-
-
-@settings(max_examples=200)
-@given(st.one_of(st.binary(max_size=3000), _noise), st.data())
-def test_property_arbitrary_bytes_never_break_the_decoder(raw: bytes, data: st.DataObject) -> None:
-    """Any bytes, cut anywhere, never raise, give only known events and keep the buffer bounded."""
-    limits = Limits(max_line_bytes=64, max_message_bytes=4096)
-    bound = limits.max_line_bytes + 2 + 999
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=6)))
-    decoder = ClientDecoder(limits)
-    events: list[ServerEvent] = []
-    for i, j in zip([0, *cuts], [*cuts, len(raw)], strict=True):
-        decoder.feed(raw[i:j])
-        drain(decoder, events)
-        assert decoder.buffered_bytes <= bound
-    decoder.eof()
-    drain(decoder, events)
-    assert all(isinstance(event, EVENT_TYPES) for event in events)
