@@ -2,8 +2,9 @@
 
 ``ScriptedRedis`` records each command and answers only when the test says.
 The ``test_cluster_router_*`` modules import the fixtures (``limits``,
-``clock``, ``router``, ``redis``, ``service``) from here rather than from
-``tests/conftest.py``, where ``redis`` is taken (it starts a redis-server).
+``clock``, ``router``, ``scripted_redis``, ``service``) from here. The fake is
+``scripted_redis``, not ``redis``: conftest's ``redis`` starts a real
+redis-server, and marks the tests that use it ``e2e``; these start nothing.
 """
 
 from collections.abc import Iterator
@@ -79,26 +80,26 @@ def router(clock: MemoryReactorClock, limits: Limits) -> RedisRouter:
 
 
 @pytest.fixture
-def redis(router: RedisRouter) -> ScriptedRedis:
+def scripted_redis(router: RedisRouter) -> ScriptedRedis:
     return ScriptedRedis()
 
 
 @pytest.fixture
 def service(
-    router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock, limits: Limits
+    router: RedisRouter, scripted_redis: ScriptedRedis, clock: MemoryReactorClock, limits: Limits
 ) -> Iterator[ChatService]:
     chat = ChatService(clock, limits, router=router, random_messages=False)
     chat.startService()
-    router._commands_up(redis)  # as if both connections came up
-    router._subscriber_up(redis)
+    router._commands_up(scripted_redis)  # as if both connections came up
+    router._subscriber_up(scripted_redis)
     yield chat
     chat.stopService()
 
 
-def log_in(service: ChatService, redis: ScriptedRedis, name: bytes) -> FakeClient:
+def log_in(service: ChatService, scripted_redis: ScriptedRedis, name: bytes) -> FakeClient:
     client = FakeClient()
     claim = service.login(client, name)
-    args, reply = redis.commands[-1]
+    args, reply = scripted_redis.commands[-1]
     assert (args[0], args[2], args[3]) == ("EVAL", [PREFIX + name], [NODE, 30_000])
     reply.callback(1)
     assert answer(claim) is True

@@ -21,22 +21,22 @@ from tests.cluster_router_support import (
     clock,
     limits,
     log_in,
-    redis,
     relay,
     router,
+    scripted_redis,
     service,
 )
 from tests.support import FakeClient, answer
 
 #: The fixtures this module shares with the other ``test_cluster_router_*`` one:
 #: pytest finds them here by name, and naming them keeps the import used.
-FIXTURES = (limits, clock, router, redis, service)
+FIXTURES = (limits, clock, router, scripted_redis, service)
 
 
 def test_incoming_big_message_is_delivered_whole(
-    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+    service: ChatService, router: RedisRouter, scripted_redis: ScriptedRedis
 ) -> None:
-    bob = log_in(service, redis, b"bob")
+    bob = log_in(service, scripted_redis, b"bob")
     frames = b"C5\nhelloC3\nyouC0\n"
     relay(router, NODE_CHANNEL, b"B n2 7 8 alice bob\n")
     relay(router, NODE_CHANNEL, relay_wire.encode_piece(b"n2", 7, frames[:6]))
@@ -48,9 +48,9 @@ def test_incoming_big_message_is_delivered_whole(
 
 
 def test_a_batch_is_delivered_in_its_order(
-    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+    service: ChatService, router: RedisRouter, scripted_redis: ScriptedRedis
 ) -> None:
-    bob = log_in(service, redis, b"bob")
+    bob = log_in(service, scripted_redis, b"bob")
     relay(
         router,
         NODE_CHANNEL,
@@ -62,9 +62,9 @@ def test_a_batch_is_delivered_in_its_order(
 
 
 def test_own_broadcasts_and_unknown_pieces_are_ignored(
-    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+    service: ChatService, router: RedisRouter, scripted_redis: ScriptedRedis
 ) -> None:
-    bob = log_in(service, redis, b"bob")
+    bob = log_in(service, scripted_redis, b"bob")
     relay(router, BROADCAST, b"S n1 3 2 bob\nhi")  # from this node: delivered already
     relay(router, BROADCAST, relay_wire.encode_piece(b"n2", 9, b"C1\nx"))
     relay(router, BROADCAST, relay_wire.encode_end(b"n2", 9))
@@ -74,9 +74,12 @@ def test_own_broadcasts_and_unknown_pieces_are_ignored(
 
 
 def test_a_big_message_whose_node_went_quiet_is_dropped(
-    service: ChatService, router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock
+    service: ChatService,
+    router: RedisRouter,
+    scripted_redis: ScriptedRedis,
+    clock: MemoryReactorClock,
 ) -> None:
-    bob = log_in(service, redis, b"bob")
+    bob = log_in(service, scripted_redis, b"bob")
     relay(router, NODE_CHANNEL, b"B n2 7 300000 alice bob\n")
     body_pieces = b"".join(b"C999\n" + b"x" * 999 for _ in range(300))
     relay(router, NODE_CHANNEL, relay_wire.encode_piece(b"n2", 7, body_pieces))
@@ -88,12 +91,15 @@ def test_a_big_message_whose_node_went_quiet_is_dropped(
 
 
 def test_refresh_disconnects_a_user_whose_id_another_node_took(
-    service: ChatService, router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock
+    service: ChatService,
+    router: RedisRouter,
+    scripted_redis: ScriptedRedis,
+    clock: MemoryReactorClock,
 ) -> None:
-    alice = log_in(service, redis, b"alice")
-    bob = log_in(service, redis, b"bob")
+    alice = log_in(service, scripted_redis, b"alice")
+    bob = log_in(service, scripted_redis, b"bob")
     clock.advance(service.limits.cluster_ttl_s / 3)
-    ((args, refreshed),) = redis.scripts(b"table.insert")  # the refresh
+    ((args, refreshed),) = scripted_redis.scripts(b"table.insert")  # the refresh
     assert args[2] == [PREFIX + b"alice", PREFIX + b"bob"]
     refreshed.callback([2])  # bob's claim is held by another node now
     assert bob.disconnected == ["userid taken on another node"]
@@ -101,74 +107,82 @@ def test_refresh_disconnects_a_user_whose_id_another_node_took(
     assert service.lookup(b"bob") is None
 
 
-def test_logout_releases_the_claim(service: ChatService, redis: ScriptedRedis) -> None:
-    alice = log_in(service, redis, b"alice")
+def test_logout_releases_the_claim(service: ChatService, scripted_redis: ScriptedRedis) -> None:
+    alice = log_in(service, scripted_redis, b"alice")
     service.logout(alice)
-    ((args, _),) = redis.scripts(b"DEL")
+    ((args, _),) = scripted_redis.scripts(b"DEL")
     assert (args[2], args[3]) == ([PREFIX + b"alice"], [NODE])
 
 
 def test_stop_publishes_what_was_accepted_first(
-    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+    service: ChatService, router: RedisRouter, scripted_redis: ScriptedRedis
 ) -> None:
-    alice = log_in(service, redis, b"alice")
+    alice = log_in(service, scripted_redis, b"alice")
     service.send(alice, [b"bob"], ShortBody(b"last words"))
     stopped = router.stop()
     assert not stopped.called  # waiting for the lookup
-    redis.named("MGET")[0][1].callback([b"n2"])
-    assert redis.published() == [(b"chatproto:0:node:n2", [b"S n1 1 10 alice bob\nlast words"])]
+    scripted_redis.named("MGET")[0][1].callback([b"n2"])
+    assert scripted_redis.published() == [
+        (b"chatproto:0:node:n2", [b"S n1 1 10 alice bob\nlast words"])
+    ]
     assert service.stats.messages_not_relayed == {}
 
 
 def test_stop_waits_for_redis_at_most_the_timeout(
-    service: ChatService, router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock
+    service: ChatService,
+    router: RedisRouter,
+    scripted_redis: ScriptedRedis,
+    clock: MemoryReactorClock,
 ) -> None:
-    alice = log_in(service, redis, b"alice")
+    alice = log_in(service, scripted_redis, b"alice")
     service.send(alice, [b"bob"], ShortBody(b"unanswered"))
     router.stop()
     clock.advance(service.limits.cluster_timeout_s)
     assert service.stats.messages_not_relayed == {"server stopping": 1}
-    redis.named("MGET")[0][1].callback([b"n2"])  # too late: nothing is published
-    assert redis.published() == []
+    scripted_redis.named("MGET")[0][1].callback([b"n2"])  # too late: nothing is published
+    assert scripted_redis.published() == []
 
 
 def test_a_failing_delivery_of_a_relayed_message_spares_the_rest(
-    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+    service: ChatService, router: RedisRouter, scripted_redis: ScriptedRedis
 ) -> None:
-    bob = log_in(service, redis, b"bob")
+    bob = log_in(service, scripted_redis, b"bob")
 
     def broken(delivery):  # type: ignore[no-untyped-def]
         raise RuntimeError("a bug")
 
-    carol = log_in(service, redis, b"carol")
+    carol = log_in(service, scripted_redis, b"carol")
     carol.deliver = broken  # type: ignore[method-assign]
     relay(router, NODE_CHANNEL, b"S n2 1 2 alice carol\nhi", b"S n2 2 3 alice bob\nyou")
     assert bob.received() == [(b"alice", b"you")]
 
 
 def test_maintenance_goes_on_after_a_failure(
-    service: ChatService, router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock
+    service: ChatService,
+    router: RedisRouter,
+    scripted_redis: ScriptedRedis,
+    clock: MemoryReactorClock,
 ) -> None:
-    log_in(service, redis, b"alice")
+    log_in(service, scripted_redis, b"alice")
     calls = []
 
     def failing_eval(script, keys, args):  # type: ignore[no-untyped-def]
         calls.append(keys)
         raise RuntimeError("a bug")
 
-    redis.eval = failing_eval  # type: ignore[method-assign]
+    scripted_redis.eval = failing_eval  # type: ignore[method-assign]
     clock.advance(service.limits.cluster_ttl_s / 3)
     clock.advance(service.limits.cluster_ttl_s / 3)
     assert len(calls) == 2  # the LoopingCall survived the first failure
 
 
 def test_a_claim_whose_answer_was_lost_is_released_when_redis_answers_again(
-    service: ChatService, router: RedisRouter, redis: ScriptedRedis
+    service: ChatService, router: RedisRouter, scripted_redis: ScriptedRedis
 ) -> None:
     lost = service.login(FakeClient(), b"carol")
-    redis.commands[-1][1].errback(ConnectionError("timed out"))  # Redis may still do it
+    scripted_redis.commands[-1][1].errback(ConnectionError("timed out"))  # Redis may still do it
     assert answer(lost) is False
-    router._commands_down(redis)
-    router._commands_up(redis)  # back: the doubtful claim is given back
-    ((args, _),) = redis.scripts(b"DEL")
+    router._commands_down(scripted_redis)
+    router._commands_up(scripted_redis)  # back: the doubtful claim is given back
+    ((args, _),) = scripted_redis.scripts(b"DEL")
     assert args[2] == [PREFIX + b"carol"]

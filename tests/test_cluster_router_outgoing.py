@@ -27,8 +27,8 @@ from tests.cluster_router_support import (
     clock,
     limits,
     log_in,
-    redis,
     router,
+    scripted_redis,
     service,
     spooled_body,
 )
@@ -36,7 +36,7 @@ from tests.support import FakeClient, answer
 
 #: The fixtures this module shares with the other ``test_cluster_router_*`` one:
 #: pytest finds them here by name, and naming them keeps the import used.
-FIXTURES = (limits, clock, router, redis, service)
+FIXTURES = (limits, clock, router, scripted_redis, service)
 
 
 def test_router_and_service_provide_the_interfaces_they_meet_by(
@@ -47,39 +47,39 @@ def test_router_and_service_provide_the_interfaces_they_meet_by(
     assert verifyObject(IRouterHost, service)
 
 
-def test_claims_are_answered_by_redis(service: ChatService, redis: ScriptedRedis) -> None:
-    log_in(service, redis, b"alice")
+def test_claims_are_answered_by_redis(service: ChatService, scripted_redis: ScriptedRedis) -> None:
+    log_in(service, scripted_redis, b"alice")
     taken = service.login(FakeClient(), b"bob")
-    redis.commands[-1][1].callback(0)  # another node holds it
+    scripted_redis.commands[-1][1].callback(0)  # another node holds it
     assert answer(taken) is False
     failed = service.login(FakeClient(), b"carol")
-    redis.commands[-1][1].errback(ConnectionError("lost"))
+    scripted_redis.commands[-1][1].errback(ConnectionError("lost"))
     assert answer(failed) is False
     assert service.user_count == 1
 
 
-def test_no_login_without_redis(service: ChatService, router: RedisRouter, redis) -> None:
-    router._subscriber_down(redis)  # not listening: could not receive anything
+def test_no_login_without_redis(service: ChatService, router: RedisRouter, scripted_redis) -> None:
+    router._subscriber_down(scripted_redis)  # not listening: could not receive anything
     assert answer(service.login(FakeClient(), b"alice")) is False
-    assert redis.named("EVAL") == []
+    assert scripted_redis.named("EVAL") == []
 
 
 def test_a_turn_is_published_in_runs_that_keep_the_order(
-    service: ChatService, redis: ScriptedRedis, clock: MemoryReactorClock
+    service: ChatService, scripted_redis: ScriptedRedis, clock: MemoryReactorClock
 ) -> None:
-    alice = log_in(service, redis, b"alice")
+    alice = log_in(service, scripted_redis, b"alice")
     service.send(alice, [b"bob"], ShortBody(b"one"))
     service.send(alice, [b"bob"], ShortBody(b"two"))
     service.send(alice, None, ShortBody(b"three"))
     service.send(alice, [b"bob"], ShortBody(b"four"))
-    assert redis.named("MGET") == []  # nothing until the end of the turn
+    assert scripted_redis.named("MGET") == []  # nothing until the end of the turn
     clock.advance(0)
-    ((mget, where),) = redis.named("MGET")
+    ((mget, where),) = scripted_redis.named("MGET")
     assert mget == ("MGET", PREFIX + b"bob")  # one lookup for the turn
-    assert redis.published() == []  # everything waits for it, the BROADCAST too
+    assert scripted_redis.published() == []  # everything waits for it, the BROADCAST too
     where.callback([b"n2"])
     node = b"chatproto:0:node:n2"
-    assert redis.published() == [
+    assert scripted_redis.published() == [
         (node, [b"S n1 1 3 alice bob\none", b"S n1 2 3 alice bob\ntwo"]),
         (BROADCAST, [b"S n1 3 5 alice\nthree"]),
         (node, [b"S n1 4 4 alice bob\nfour"]),
@@ -87,27 +87,30 @@ def test_a_turn_is_published_in_runs_that_keep_the_order(
 
 
 def test_the_next_turn_waits_for_the_lookup_of_the_last(
-    service: ChatService, redis: ScriptedRedis, clock: MemoryReactorClock
+    service: ChatService, scripted_redis: ScriptedRedis, clock: MemoryReactorClock
 ) -> None:
-    alice = log_in(service, redis, b"alice")
+    alice = log_in(service, scripted_redis, b"alice")
     service.send(alice, [b"bob"], ShortBody(b"first"))
     clock.advance(0)
     service.send(alice, None, ShortBody(b"second"))
     clock.advance(0)
-    assert redis.published() == []
-    redis.named("MGET")[0][1].callback([b"n2"])
-    assert [channel for channel, _ in redis.published()] == [b"chatproto:0:node:n2", BROADCAST]
+    assert scripted_redis.published() == []
+    scripted_redis.named("MGET")[0][1].callback([b"n2"])
+    assert [channel for channel, _ in scripted_redis.published()] == [
+        b"chatproto:0:node:n2",
+        BROADCAST,
+    ]
 
 
 def test_recipients_are_grouped_by_node(
-    service: ChatService, redis: ScriptedRedis, clock: MemoryReactorClock
+    service: ChatService, scripted_redis: ScriptedRedis, clock: MemoryReactorClock
 ) -> None:
-    alice = log_in(service, redis, b"alice")
+    alice = log_in(service, scripted_redis, b"alice")
     service.send(alice, [b"bob", b"carol", b"dave", b"gone", b"back"], ShortBody(b"hi"))
     clock.advance(0)
-    ((_, where),) = redis.named("MGET")
+    ((_, where),) = scripted_redis.named("MGET")
     where.callback([b"n2", b"n3", b"n2", None, NODE])  # "back" is (was) here: skipped
-    assert redis.published() == [
+    assert scripted_redis.published() == [
         (b"chatproto:0:node:n2", [b"S n1 1 2 alice bob dave\nhi"]),
         (b"chatproto:0:node:n3", [b"S n1 1 2 alice carol\nhi"]),
     ]
@@ -115,25 +118,25 @@ def test_recipients_are_grouped_by_node(
 
 
 def test_big_body_goes_in_pieces_within_the_window(
-    service: ChatService, redis: ScriptedRedis, clock: MemoryReactorClock
+    service: ChatService, scripted_redis: ScriptedRedis, clock: MemoryReactorClock
 ) -> None:
-    alice = log_in(service, redis, b"alice")
+    alice = log_in(service, scripted_redis, b"alice")
     body = spooled_body(service, 3 * 1024 * 1024)
     expected = body.read_wire(0, body.wire_size)
     service.send(alice, None, body)
     body.release()  # the session's reference: the router holds its own
     clock.advance(0)
-    published = [message for _, (message,) in redis.published()]
+    published = [message for _, (message,) in scripted_redis.published()]
     pieces = [message for message in published if message.startswith(b"P ")]
     assert published[0] == b"B n1 1 %d alice\n" % body.size
     assert len(pieces) == RELAY_WINDOW_BYTES // RELAY_PIECE_BYTES  # then it waits
     for _ in range(100):  # Redis answers; more pieces follow, bounded
-        unanswered = [reply for _, reply in redis.named("PUBLISH") if not reply.called]
+        unanswered = [reply for _, reply in scripted_redis.named("PUBLISH") if not reply.called]
         if not unanswered:
             break
         for reply in unanswered:
             reply.callback(1)
-    published = [message for _, (message,) in redis.published()]
+    published = [message for _, (message,) in scripted_redis.published()]
     wire = b"".join(message.split(b"\n", 1)[1] for message in published[1:-1])
     assert published[-1] == b"E n1 1\n"
     assert wire == expected
@@ -141,7 +144,7 @@ def test_big_body_goes_in_pieces_within_the_window(
 
 
 def test_relay_backlog_limit_drops_and_counts(
-    clock: MemoryReactorClock, redis: ScriptedRedis
+    clock: MemoryReactorClock, scripted_redis: ScriptedRedis
 ) -> None:
     """Queued messages count their bytes and a per-message overhead against the limit."""
     limit = 2 * (40 + RELAY_ENTRY_OVERHEAD_BYTES)
@@ -149,20 +152,20 @@ def test_relay_backlog_limit_drops_and_counts(
     router = RedisRouter(RedisAddress(), clock, limits, node_id=NODE)
     service = ChatService(clock, limits, router=router, random_messages=False)
     service.startService()
-    router._commands_up(redis)
-    router._subscriber_up(redis)
-    alice = log_in(service, redis, b"alice")
+    router._commands_up(scripted_redis)
+    router._subscriber_up(scripted_redis)
+    alice = log_in(service, scripted_redis, b"alice")
     for _ in range(3):
         service.send(alice, None, ShortBody(b"x" * 40))
     assert service.stats.messages_not_relayed == {"relay backlog full": 1}  # the third
     clock.advance(0)
-    ((_, messages),) = redis.published()
+    ((_, messages),) = scripted_redis.published()
     assert len(messages) == 2
     service.stopService()
 
 
 def test_spooled_bodies_count_their_size_against_the_relay_backlog(
-    clock: MemoryReactorClock, redis: ScriptedRedis, tmp_path
+    clock: MemoryReactorClock, scripted_redis: ScriptedRedis, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     """A spooled body waiting to be published holds disk and a file: its size counts.
 
@@ -175,9 +178,9 @@ def test_spooled_bodies_count_their_size_against_the_relay_backlog(
         clock, limits, router=router, random_messages=False, spool_directory=str(tmp_path)
     )
     service.startService()
-    router._commands_up(redis)
-    router._subscriber_up(redis)
-    alice = log_in(service, redis, b"alice")
+    router._commands_up(scripted_redis)
+    router._subscriber_up(scripted_redis)
+    alice = log_in(service, scripted_redis, b"alice")
     for _ in range(2):
         body = spooled_body(service, 3 * 1024 * 1024)
         service.send(alice, None, body)
@@ -188,18 +191,21 @@ def test_spooled_bodies_count_their_size_against_the_relay_backlog(
 
 
 def test_lost_connection_drops_the_queue_and_releases_bodies(
-    service: ChatService, router: RedisRouter, redis: ScriptedRedis, clock: MemoryReactorClock
+    service: ChatService,
+    router: RedisRouter,
+    scripted_redis: ScriptedRedis,
+    clock: MemoryReactorClock,
 ) -> None:
-    alice = log_in(service, redis, b"alice")
+    alice = log_in(service, scripted_redis, b"alice")
     body = spooled_body(service, 512 * 1024)
     service.send(alice, [b"bob"], body)
     body.release()
     clock.advance(0)  # the first is being looked up
     service.send(alice, [b"bob"], ShortBody(b"hi"))  # the second is gathered
-    router._commands_down(redis)
+    router._commands_down(scripted_redis)
     assert service.spool.bytes_in_use == 0
     assert service.stats.messages_not_relayed == {"Redis connection lost": 2}
-    redis.named("MGET")[0][1].errback(ConnectionError("lost"))  # counted once only
+    scripted_redis.named("MGET")[0][1].errback(ConnectionError("lost"))  # counted once only
     assert service.stats.messages_not_relayed == {"Redis connection lost": 2}
     service.send(alice, [b"bob"], ShortBody(b"later"))
     assert service.stats.messages_not_relayed["Redis unreachable"] == 1
