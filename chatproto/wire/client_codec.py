@@ -24,20 +24,20 @@ call repeats. An exception escaping :meth:`ClientDecoder.next_event` is a bug.
 from typing import Any, Final
 
 from chatproto.limits import Limits
-from chatproto.wire.body import BODY_END, BodyError, BodyReader
-from chatproto.wire.buffer import LINE_TOO_LONG, ReceiveBuffer
+from chatproto.wire.body import BODY_END, BodyError
+from chatproto.wire.buffer import LINE_TOO_LONG
 from chatproto.wire.events import (
     NEED_DATA,
     BodyData,
     DeliveryStart,
     ErrorReply,
-    MessageEnd,
     OkReply,
     Rejected,
     ServerEvent,
     _NeedData,
 )
 from chatproto.wire.grammar import ERROR, FROM_PREFIX, OK, is_valid_userid
+from chatproto.wire.stream import BODY, FIRST_LINE, MESSAGE_END, StreamDecoder
 
 _OK_LINE = OK.rstrip(b"\n")
 _ERROR_LINE = ERROR.rstrip(b"\n")
@@ -45,15 +45,11 @@ _ERROR_LINE = ERROR.rstrip(b"\n")
 
 _OK_REPLY: Final = OkReply()
 _ERROR_REPLY: Final = ErrorReply()
-_DELIVERY_END: Final = MessageEnd()
-
-# Decoder states.
-_LINE = 0  # expecting OK, ERROR or FROM
-_BODY = 1  # after FROM: the body reader has the stream
-_FAILED = 2  # terminal: the stream cannot be resynchronised
+#: The decoder's first line is a reply (OK, ERROR) or a FROM line.
+_LINE: Final = FIRST_LINE
 
 
-class ClientDecoder:
+class ClientDecoder(StreamDecoder):
     """Parse the server's byte stream into events (PROTOCOL §2, §4).
 
     Feed bytes with :meth:`feed`, say the input ended with :meth:`eof`, and
@@ -70,41 +66,16 @@ class ClientDecoder:
             The server's defaults when omitted.
     """
 
-    __slots__ = ("_limits", "_body", "_buffer", "_state", "_at_eof", "_sender", "_failure")
+    __slots__ = ("_sender",)
 
     def __init__(self, limits: Limits | None = None) -> None:
-        self._limits = limits if limits is not None else Limits()
-        self._body = BodyReader(self._limits, BodyData)
-        self._buffer = ReceiveBuffer()
-        self._state = _LINE
-        self._at_eof = False
+        super().__init__(limits if limits is not None else Limits())
         self._sender = b""  # the current delivery's sender
-        self._failure: Rejected | None = None
-
-    @property
-    def buffered_bytes(self) -> int:
-        """Bytes fed but not yet consumed by an event (bounded by a line or a chunk)."""
-        return len(self._buffer)
 
     @property
     def is_mid_delivery(self) -> bool:
         """Whether a ``FROM`` line has been read but not yet its whole body."""
-        return self._state == _BODY
-
-    def feed(self, data: bytes) -> None:
-        """Add received bytes. Feeding after :meth:`eof` is a caller bug (``RuntimeError``)."""
-        if self._at_eof:
-            raise RuntimeError("feed() after eof()")
-        if self._state != _FAILED:
-            self._buffer.feed(data)
-
-    def eof(self) -> None:
-        """Say no more bytes will come.
-
-        A last line may then lack its ``\\n`` (a datagram ``OK``); a delivery
-        without its last byte becomes a fatal ``Rejected("eof mid-message")``.
-        """
-        self._at_eof = True
+        return self._state == BODY
 
     def next_event(self) -> ServerEvent | _NeedData:
         """Return the next event, or ``NEED_DATA`` if none is complete yet."""
@@ -114,7 +85,7 @@ class ClientDecoder:
                 event = self._read_line()
                 if event is not None:
                     return event
-            elif state == _BODY:
+            elif state == BODY:
                 event = self._read_body()
                 if event is not None:
                     return event
@@ -147,7 +118,7 @@ class ClientDecoder:
                 return self._fail("FROM names an invalid userid", line)
             self._sender = sender
             self._body.start()
-            self._state = _BODY
+            self._state = BODY
             return None
         return Rejected("unknown line", False, line)
 
@@ -162,17 +133,10 @@ class ClientDecoder:
             return BodyData(piece) if piece else None
         if piece is BODY_END:
             self._state = _LINE
-            return _DELIVERY_END
+            return MESSAGE_END
         if kind is BodyError:
             return self._fail(piece.reason, piece.line)
         return DeliveryStart(self._sender)  # SHORT_START or CHUNKED_START
-
-    def _fail(self, reason: str, line: bytes = b"") -> Rejected:
-        """Enter the terminal state: the stream cannot be delimited any more."""
-        self._failure = Rejected(reason, True, line)
-        self._state = _FAILED
-        self._buffer = ReceiveBuffer()  # release what was buffered
-        return self._failure
 
 
 def decode_server_datagram(datagram: bytes, limits: Limits | None = None) -> list[ServerEvent]:

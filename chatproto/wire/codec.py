@@ -19,8 +19,8 @@ at the next command. An exception escaping :meth:`Decoder.next_event` is a bug.
 from typing import Any, Final
 
 from chatproto.limits import Limits
-from chatproto.wire.body import BODY_END, CHUNKED_START, BodyError, BodyReader
-from chatproto.wire.buffer import LINE_TOO_LONG, ReceiveBuffer
+from chatproto.wire.body import BODY_END, CHUNKED_START, BodyError
+from chatproto.wire.buffer import LINE_TOO_LONG
 from chatproto.wire.events import (
     NEED_DATA,
     BodyData,
@@ -34,16 +34,13 @@ from chatproto.wire.events import (
     _NeedData,
 )
 from chatproto.wire.grammar import LOGIN_PREFIX, USERID_RE
+from chatproto.wire.stream import BODY, FIRST_LINE, MESSAGE_END, StreamDecoder
 
-# Decoder states.
-_COMMAND = 0  # expecting a command line
-_BODY = 1  # after SEND/BROADCAST: the body reader has the stream
-_FAILED = 2  # terminal: the stream cannot be resynchronised
-
-_MESSAGE_END: Final = MessageEnd()
+#: The decoder's first line is a command (ME IS, SEND, BROADCAST).
+_COMMAND: Final = FIRST_LINE
 
 
-class Decoder:
+class Decoder(StreamDecoder):
     """Parse one client's byte stream into events (PROTOCOL §2, §3).
 
     Feed bytes with :meth:`feed`, say the input ended with :meth:`eof`, and
@@ -65,60 +62,22 @@ class Decoder:
     be delimited gives a fatal ``Rejected``, which every later call repeats.
     """
 
-    __slots__ = (
-        "_limits",
-        "_body",
-        "_read_body",
-        "_buffer",
-        "_state",
-        "_at_eof",
-        "_line",
-        "_recipients",
-        "_refusal",
-        "_failure",
-        "_last_line",
-        "_last_parse",
-    )
+    __slots__ = ("_read_body", "_line", "_recipients", "_refusal", "_last_line", "_last_parse")
 
     def __init__(self, limits: Limits, coalesce_chunks: bool = False) -> None:
-        self._limits = limits
-        self._body = BodyReader(limits, BodyData, coalesce_chunks)
+        super().__init__(limits, coalesce_chunks)
         self._read_body = self._body.read
-        self._buffer = ReceiveBuffer()
-        self._state = _COMMAND
-        self._at_eof = False
         self._line = b""  # the current message's command line
         self._recipients: tuple[bytes, ...] | None = None
         self._refusal: str | None = None
-        self._failure: Rejected | None = None
         # The last SEND/BROADCAST line and its parse: clients repeat them.
         self._last_line = b""
         self._last_parse: tuple[tuple[bytes, ...] | None, str | None] = (None, None)
 
     @property
-    def buffered_bytes(self) -> int:
-        """Bytes fed but not yet consumed by an event (bounded by a line or a chunk)."""
-        return len(self._buffer)
-
-    @property
     def is_mid_message(self) -> bool:
         """Whether a command line has been read but not yet its whole body."""
-        return self._state == _BODY
-
-    def feed(self, data: bytes) -> None:
-        """Add received bytes. Feeding after :meth:`eof` is a caller bug."""
-        if self._at_eof:
-            raise RuntimeError("feed() after eof()")
-        if self._state != _FAILED:
-            self._buffer.feed(data)
-
-    def eof(self) -> None:
-        """Say no more bytes will come.
-
-        A last command line may then lack its ``\\n`` (PROTOCOL §6); a message
-        without its last byte becomes a fatal ``Rejected("eof mid-message")``.
-        """
-        self._at_eof = True
+        return self._state == BODY
 
     def next_event(self) -> Event | _NeedData:
         """Return the next event, or ``NEED_DATA`` if none is complete yet."""
@@ -145,7 +104,7 @@ class Decoder:
                     event = self._parse_command(line)
                     if event is not None:
                         return event
-            elif state == _BODY:
+            elif state == BODY:
                 # Dispatched on its class by identity (the fastest test), which a
                 # type checker cannot follow: hence Any.
                 piece: Any = self._read_body(buffer, self._at_eof)
@@ -158,7 +117,7 @@ class Decoder:
                         return Rejected(self._refusal, False, self._line)
                     if kind is bytes:
                         return ShortMessage(self._recipients, piece, self._line)
-                    return _MESSAGE_END
+                    return MESSAGE_END
                 if piece is CHUNKED_START:
                     return MessageStart(self._recipients, self._line)
                 if kind is BodyError:
@@ -181,7 +140,7 @@ class Decoder:
             return Rejected("unknown command", False, line)
         self._line = line
         self._body.start()
-        self._state = _BODY
+        self._state = BODY
         return None
 
     def _parse_message_line(self, line: bytes) -> bool:
@@ -207,13 +166,6 @@ class Decoder:
         self._last_line = line
         self._last_parse = (self._recipients, self._refusal)
         return True
-
-    def _fail(self, reason: str, line: bytes = b"") -> Rejected:
-        """Enter the terminal state: the stream cannot be delimited any more."""
-        self._failure = Rejected(reason, True, line)
-        self._state = _FAILED
-        self._buffer = ReceiveBuffer()  # release what was buffered
-        return self._failure
 
 
 def decode_datagram(datagram: bytes, limits: Limits) -> list[Event]:
