@@ -15,7 +15,7 @@ class PendingWrites(Protocol):
     """What the batcher flushes: a client's writes gathered during one read."""
 
     def write_pending(self) -> None:
-        """Write what was gathered, in one ``writeSequence``."""
+        """Write what was gathered, as one transport write."""
 
 
 class WriteBatcher:
@@ -24,7 +24,7 @@ class WriteBatcher:
     A sender's read holds many messages; each would cost every recipient a
     transport write. Outboxes add in-memory deliveries to a pending list and
     mark themselves here; whoever processed the input calls :meth:`flush` when
-    done, and each marked client gets one ``writeSequence``.
+    done, and each marked client gets one write.
     """
 
     __slots__ = ("_marked",)
