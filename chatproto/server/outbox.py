@@ -1,9 +1,13 @@
-"""The queue of deliveries to one TCP client, drained only as fast as it reads.
+"""The queue of everything sent to one TCP client, drained only as fast as it reads.
 
 An :class:`Outbox` is registered on its transport as a streaming producer:
 the transport pauses it when its own buffer is full and resumes it when the
 buffer has drained. While it runs, deliveries go straight to the transport;
-while it is paused, they wait here in order. Spooled bodies are read from
+while it is paused, they wait here in order. Replies (``OK``/``ERROR``) take
+the same path as deliveries, so whatever the server sends one client leaves
+in the order of the input that caused it (issue 13: an ``ERROR`` written at
+once overtook the broadcast copy to its sender waiting in the batch). Spooled
+bodies are read from
 their file a piece at a time, so a big message costs one piece of memory per
 recipient, not its size.
 
@@ -32,7 +36,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatproto.limits import KIB, Limits
-from chatproto.server.message import PREVIEW_BYTES, Delivery
+from chatproto.server.message import PREVIEW_BYTES, Delivery, ShortBody
 from chatproto.server.stats import LatencyHistogram
 from chatproto.server.writes import WriteBatcher
 
@@ -46,7 +50,24 @@ SPOOL_READ_BYTES = 64 * KIB
 QUEUED_DELIVERY_OVERHEAD_BYTES = 512
 
 
-def _memory_cost(delivery: Delivery) -> int:
+#: The queue time of a reply: replies are not deliveries, their latency is not measured.
+_NOT_TIMED = -1.0
+
+
+class _Reply:
+    """A reply waiting behind deliveries: the part of :class:`Delivery` the outbox reads."""
+
+    __slots__ = ("frames", "size")
+
+    body = ShortBody(b"")  # nothing to hold or release
+    head = b""
+
+    def __init__(self, data: bytes) -> None:
+        self.frames = [data]
+        self.size = len(data)
+
+
+def _memory_cost(delivery: "Delivery | _Reply") -> int:
     """What a queued delivery holds in memory: its frames (or, spooled, its preview), overhead."""
     if delivery.frames is not None:
         return delivery.size + QUEUED_DELIVERY_OVERHEAD_BYTES
@@ -105,13 +126,13 @@ class Outbox:
         self._transport = transport
         self._on_overflow = on_overflow
         # (delivery, time queued), made when first needed
-        self._queue: deque[tuple[Delivery, float]] | None = None
+        self._queue: deque[tuple[Delivery | _Reply, float]] | None = None
         self._offset = -1  # of the head delivery's body; -1: FROM line not yet written
         self._is_paused = False
         self._is_closed = False
 
     def push(self, delivery: Delivery) -> bool:
-        """Queue ``delivery`` after the earlier ones and send what the client can take.
+        """Queue ``delivery`` after what was sent before and send what the client can take.
 
         Returns:
             False if the client is given up on (its backlog passed the limit,
@@ -128,13 +149,29 @@ class Outbox:
             pending += frames
             self._latency.counts[0] += 1  # handed over at once
             return True
-        body = delivery.body
+        return self._enqueue(delivery, self._clock.seconds())
+
+    def push_reply(self, data: bytes) -> None:
+        """Send a reply (``OK``/``ERROR``) after everything sent to this client before it."""
+        if self._is_closed:
+            return
+        if self._queue is None and not self._is_paused:
+            pending = self._pending
+            if pending is None:
+                self._pending = pending = []
+                self._batcher.mark(self)
+            pending.append(data)
+            return
+        self._enqueue(_Reply(data), _NOT_TIMED)
+
+    def _enqueue(self, delivery: "Delivery | _Reply", queued_at: float) -> bool:
+        """Put ``delivery`` in the queue behind the batch and send what the client can take."""
         self.write_pending()  # whatever waits in the batch goes first
         if self._queue is None:
             self._queue = deque()
             self._stall_timer = self._clock.callLater(self._limits.send_timeout_s, self._stalled)
-        body.acquire()
-        self._queue.append((delivery, self._clock.seconds()))
+        delivery.body.acquire()
+        self._queue.append((delivery, queued_at))
         self._count(delivery, 1)
         over = self._over_limit()
         if over is not None:
@@ -143,7 +180,7 @@ class Outbox:
         self._send_queued()
         return True
 
-    def _count(self, delivery: Delivery, sign: int) -> None:
+    def _count(self, delivery: "Delivery | _Reply", sign: int) -> None:
         """Add a delivery to the backlogs (``sign`` 1) or take it out (-1)."""
         self.backlog_bytes += sign * _memory_cost(delivery)
         if delivery.frames is None:
@@ -186,7 +223,8 @@ class Outbox:
             self._count(delivery, -1)
             queue.popleft()
             body.release()
-            self._latency.observe(self._clock.seconds() - queued_at)
+            if queued_at != _NOT_TIMED:
+                self._latency.observe(self._clock.seconds() - queued_at)
         if not queue:
             self._queue = None
             self._stop_stall_timer()

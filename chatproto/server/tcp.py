@@ -3,8 +3,9 @@
 :class:`ChatProtocol` feeds received bytes to its own
 :class:`~chatproto.wire.codec.Decoder`, passes the events to its
 :class:`~chatproto.server.session.ClientSession`, and is the client's
-``IRecipient``: deliveries and replies are written to the transport as they
-are. Everything shared lives in the service, reached as ``factory.service``.
+``IRecipient``: deliveries and replies go through one
+:class:`~chatproto.server.outbox.Outbox`, in order. Everything shared lives in
+the service, reached as ``factory.service``.
 """
 
 from twisted.internet.interfaces import (
@@ -230,8 +231,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
     def _contain_failure(self) -> None:
         """A bug met this connection: log it, tell the client, close only this one."""
         self.log.failure("error handling data from {peer}", peer=self.peer)
-        self.transport.write(ERROR)
-        self.transport.loseConnection()
+        self.reply(ERROR)
+        self.disconnect("internal error")
 
     # -- IClient -------------------------------------------------------------
 
@@ -239,9 +240,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
         return self._outbox.push(delivery)
 
     def reply(self, data: bytes) -> None:
-        self.transport.write(data)
+        self._outbox.push_reply(data)
 
     def disconnect(self, reason: str) -> None:
+        self._outbox.write_pending()  # what was answered so far still goes out
         self.transport.loseConnection()
 
 
