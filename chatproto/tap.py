@@ -27,7 +27,7 @@ from chatproto.limits import LIMITS, Limit, Limits, Unit
 from chatproto.server.reuseport import ReusePortCheck, ReusePortTCPServer, ReusePortUDPServer
 from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory
-from chatproto.server.udp import ChatDatagramProtocol
+from chatproto.server.udp import ChatDatagramProtocol, UDPClients
 from chatproto.server.workers import worker_monitor
 
 _DEFAULT = Limits()
@@ -251,9 +251,10 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
     chat.setServiceParent(top)
     factory = ChatFactory(chat)
     interface = config["interface"]
+    udp_clients = UDPClients()  # PROTOCOL §6: one UDP user whatever port it writes to
     for port in config["ports"]:
         backlog = chat.limits.listen_backlog
-        udp_protocol = ChatDatagramProtocol(chat)
+        udp_protocol = ChatDatagramProtocol(chat, udp_clients)
         if config["reuse-port"]:
             tcp = ReusePortTCPServer(port, interface, backlog, factory, reactor)
             udp = ReusePortUDPServer(port, interface, udp_protocol, reactor)

@@ -140,6 +140,23 @@ def test_udp_send_reaches_tcp_user(launcher, start_server, tcp, udp):
     alice.expect(b"FROM carol\n12\nWho is this?")
 
 
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_udp_user_logged_in_on_one_port_sends_through_another(launcher, start_server, tcp, udp):
+    """PROTOCOL §6: one socket is one UDP user, whichever server port it writes to."""
+    port_a, port_b = free_ports(2)
+    start_server(launcher, [port_a, port_b])
+    alice = tcp(port_a)
+    alice.login(b"alice")
+    carol = udp(port_a)
+    carol.send(b"ME IS carol")
+    carol.expect(b"OK\n")
+    carol.server = ("127.0.0.1", port_b)  # the same socket, to the other port
+    carol.send(b"SEND alice\n5\nvia B")
+    alice.expect(b"FROM carol\n5\nvia B")
+    carol.send(b"ME IS carol")
+    carol.expect(b"ERROR\n")  # already logged in: the answer comes from port B
+
+
 # -- 3. a big binary chunked message ---------------------------------------------------------
 
 

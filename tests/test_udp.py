@@ -6,15 +6,17 @@ from twisted.internet.testing import FakeDatagramTransport
 
 from chatproto.limits import Limits
 from chatproto.server.service import ChatService
-from chatproto.server.udp import ChatDatagramProtocol
+from chatproto.server.udp import ChatDatagramProtocol, UDPClients
 from tests.support import connect, make_service, take
 
 CAROL = ("127.0.0.1", 5001)
 DAVE = ("127.0.0.1", 5002)
 
 
-def listen(service: ChatService) -> tuple[ChatDatagramProtocol, FakeDatagramTransport]:
-    protocol = ChatDatagramProtocol(service)
+def listen(
+    service: ChatService, clients: UDPClients | None = None
+) -> tuple[ChatDatagramProtocol, FakeDatagramTransport]:
+    protocol = ChatDatagramProtocol(service, clients)
     transport = FakeDatagramTransport()
     protocol.makeConnection(transport)
     return protocol, transport
@@ -200,3 +202,44 @@ def test_udp_logins_past_the_session_limit_get_error() -> None:
     tcp, tcp_transport = connect(service)
     tcp.dataReceived(b"ME IS alice\n")
     assert tcp_transport.value() == b"OK\n"
+
+
+# -- one UDP user whatever port it writes to (PROTOCOL §6) ----------------------
+
+
+def test_udp_user_is_the_same_user_on_another_port(service: ChatService) -> None:
+    """Logged in on port A, a SEND from the same socket to port B is that user's."""
+    clients = UDPClients()
+    port_a, transport_a = listen(service, clients)
+    port_b, transport_b = listen(service, clients)
+    tcp, tcp_transport = connect(service)
+    tcp.dataReceived(b"ME IS t\n")
+    port_a.datagramReceived(b"ME IS u", CAROL)
+    assert sent(transport_a) == [(b"OK\n", CAROL)]
+    port_b.datagramReceived(b"SEND t\n2\nhi", CAROL)
+    assert take(tcp_transport) == b"OK\nFROM u\n2\nhi"
+
+
+def test_reply_leaves_from_the_port_the_datagram_came_to(service: ChatService) -> None:
+    """An ERROR answers from the port the command arrived on; deliveries from the login port."""
+    clients = UDPClients()
+    port_a, transport_a = listen(service, clients)
+    port_b, transport_b = listen(service, clients)
+    port_a.datagramReceived(b"ME IS u", CAROL)
+    sent(transport_a)
+    port_b.datagramReceived(b"ME IS again", CAROL)
+    assert sent(transport_b) == [(b"ERROR\n", CAROL)]
+    port_b.datagramReceived(b"SEND u\n2\nhi", CAROL)
+    assert (sent(transport_a), sent(transport_b)) == ([(b"FROM u\n2\nhi", CAROL)], [])
+
+
+def test_stopping_one_port_keeps_the_users_of_the_other(service: ChatService) -> None:
+    """A port that stops logs out the users that logged in on it, and only those."""
+    clients = UDPClients()
+    port_a, _ = listen(service, clients)
+    port_b, _ = listen(service, clients)
+    port_a.datagramReceived(b"ME IS u", CAROL)
+    port_b.datagramReceived(b"ME IS v", DAVE)
+    port_a.stopProtocol()
+    assert service.lookup(b"u") is None
+    assert service.lookup(b"v") is not None

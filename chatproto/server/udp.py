@@ -2,8 +2,11 @@
 
 :class:`ChatDatagramProtocol` (one per UDP port) decodes a datagram with the
 same codec as TCP and hands the events to the sending address's
-:class:`UDPClient`. Only addresses that logged in (or whose login is being
-answered) are remembered; their expiry after a quiet period is the service's job.
+:class:`UDPClient`. A UDP client is its source address, whatever server port
+a datagram arrives on (PROTOCOL §6), so the ports of one server share one
+:class:`UDPClients` directory. Only addresses that logged in (or whose login
+is being answered) are remembered; their expiry after a quiet period is the
+service's job.
 """
 
 from twisted.internet.interfaces import IUDPTransport
@@ -20,6 +23,32 @@ from chatproto.wire.codec import decode_datagram
 Address = tuple[str, int]
 
 
+class UDPClients:
+    """The UDP clients of one server, by source address, shared by all its UDP ports."""
+
+    __slots__ = ("_by_address",)
+
+    def __init__(self) -> None:
+        self._by_address: dict[Address, UDPClient] = {}
+
+    def get(self, address: Address) -> "UDPClient | None":
+        """Return the client known at ``address``, or None."""
+        return self._by_address.get(address)
+
+    def add(self, client: "UDPClient") -> None:
+        """Remember ``client`` at its address."""
+        self._by_address[client.address] = client
+
+    def forget(self, client: "UDPClient") -> None:
+        """Stop knowing ``client``'s address (it logged out or expired)."""
+        if self._by_address.get(client.address) is client:
+            del self._by_address[client.address]
+
+    def on_port(self, protocol: "ChatDatagramProtocol") -> list["UDPClient"]:
+        """Return the clients that logged in on ``protocol``'s port."""
+        return [c for c in self._by_address.values() if c.login_port is protocol]
+
+
 @implementer(IClient)
 class UDPClient:
     """One UDP client, known by its source address.
@@ -29,78 +58,84 @@ class UDPClient:
         peer: the client's IP address.
         address: the (host, port) datagrams come from and go to.
         session: its conversation state.
+        login_port: the port it logged in on: deliveries go out from there.
+        reply_port: the port its latest datagram came to: replies go out from there.
         expires_when_idle: True: a UDP user is logged out after a silence.
     """
 
     expires_when_idle = True
 
-    __slots__ = ("name", "peer", "address", "session", "_protocol")
+    __slots__ = ("name", "peer", "address", "session", "login_port", "reply_port")
 
     def __init__(self, protocol: "ChatDatagramProtocol", address: Address) -> None:
         self.name: bytes | None = None
         self.peer = address[0]
         self.address = address
-        self._protocol = protocol
+        self.login_port = self.reply_port = protocol
         self.session = ClientSession(protocol.service, self)
 
     def deliver(self, delivery: Delivery) -> bool:
         if delivery.body.is_chunked:
             return False  # PROTOCOL §4: a chunked message cannot go over UDP
-        protocol = self._protocol
+        protocol = self.login_port
         protocol.transport.write(delivery.datagram, self.address)
         protocol.service.stats.delivery_latency.counts[0] += 1  # handed over at once
         return True
 
     def reply(self, data: bytes) -> None:
-        self._protocol.transport.write(data, self.address)
+        self.reply_port.transport.write(data, self.address)
 
     def resume_input(self) -> None:
         """A login was answered (held datagrams are handled by then); forget a refused one."""
         if self.name is None:
-            self._protocol.forget(self)
+            self.login_port.clients.forget(self)
 
     def disconnect(self, reason: str) -> None:
-        self._protocol.forget(self)
+        self.login_port.clients.forget(self)
         self.session.connection_lost()
 
 
 class ChatDatagramProtocol(DatagramProtocol):
     """Serve the chat protocol on one UDP port.
 
-    Attributes:
+    Args:
         service: the chat service shared with every other listener.
+        clients: the server's UDP clients, shared by all its UDP ports (a
+            directory of this port's own if not given).
+
+    Attributes:
+        service: the chat service.
+        clients: the UDP clients by address.
     """
 
     log = Logger()
     noisy = False
     transport: IUDPTransport  # set by listenUDP before any datagram arrives
 
-    def __init__(self, service: ChatService) -> None:
+    def __init__(self, service: ChatService, clients: UDPClients | None = None) -> None:
         self.service = service
-        self._clients: dict[Address, UDPClient] = {}
+        self.clients = UDPClients() if clients is None else clients
 
     def datagramReceived(self, datagram: bytes, address: Address) -> None:  # type: ignore[override]
         try:
-            client = self._clients.get(address)
+            client = self.clients.get(address)
             if client is None:
                 client = UDPClient(self, address)
+            else:
+                client.reply_port = self
             handle = client.session.handle
             for event in decode_datagram(datagram, self.service.limits):
                 handle(event)
             if client.name is not None:
-                self._clients[address] = client
+                self.clients.add(client)
                 self.service.touch(client)
             elif client.session.waiting:  # its login is being answered
-                self._clients[address] = client
+                self.clients.add(client)
         except Exception:
             self.log.failure("error handling a datagram from {address}", address=address)
         self.service.writes.flush()
 
-    def forget(self, client: UDPClient) -> None:
-        """Stop knowing ``client``'s address (it logged out or expired)."""
-        if self._clients.get(client.address) is client:
-            del self._clients[client.address]
-
     def stopProtocol(self) -> None:
-        for client in list(self._clients.values()):
+        # The clients of other ports stay: their deliveries go out from there.
+        for client in self.clients.on_port(self):
             client.disconnect("server stopping")
