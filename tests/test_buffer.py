@@ -92,3 +92,13 @@ def test_receive_buffer_take_rest_over_max_line_is_too_long() -> None:
     buffer = ReceiveBuffer()
     buffer.feed(b"x" * 17)
     assert buffer.take_rest(16) is LINE_TOO_LONG
+
+
+def test_consumed_counts_from_the_start_across_feeds() -> None:
+    """``consumed`` is a stream offset: it keeps counting when consumed bytes are dropped."""
+    buffer = ReceiveBuffer()
+    buffer.feed(b"ab\ncd")
+    assert buffer.take_line(10) == b"ab" and buffer.consumed == 3
+    buffer.feed(b"\nef")
+    assert buffer.take_line(10) == b"cd" and buffer.consumed == 6
+    assert buffer.take(2) == b"ef" and buffer.consumed == 8

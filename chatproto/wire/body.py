@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from chatproto.limits import Limits
 from chatproto.wire.buffer import LINE_TOO_LONG, ReceiveBuffer
-from chatproto.wire.events import NEED_DATA, BodyData, BodyFrames, _NeedData
+from chatproto.wire.events import LINE_TOO_LONG_REASON, NEED_DATA, BodyData, BodyFrames, _NeedData
 from chatproto.wire.grammar import CHUNK_HEADER_RE, MAX_SHORT_BODY
 
 #: Digits of a short length line (``SHORT_LENGTH_RE``): 0 to 99.
@@ -179,7 +179,7 @@ class BodyReader:
             if line is None:
                 return self._error("eof mid-message") if at_eof else NEED_DATA
             if line is LINE_TOO_LONG:
-                return self._error("line too long")
+                return self._error(LINE_TOO_LONG_REASON)
             assert isinstance(line, bytes)
             if line:  # PROTOCOL §3: blank lines between frames are ignored
                 result = self._parse_length(line, state == _LENGTH)

@@ -32,21 +32,28 @@ class ReceiveBuffer:
     frames in one read, cost time linear in the bytes received.
     """
 
-    __slots__ = ("_data", "_start", "_scan")
+    __slots__ = ("_data", "_start", "_scan", "_dropped")
 
     def __init__(self) -> None:
         self._data = bytearray()
         self._start = 0  # first unconsumed byte
         self._scan = 0  # no newline in _data[_start:_scan]
+        self._dropped = 0  # consumed bytes no longer in _data
 
     def __len__(self) -> int:
         return len(self._data) - self._start
+
+    @property
+    def consumed(self) -> int:
+        """Bytes consumed since the buffer was made (where the next one starts in the stream)."""
+        return self._dropped + self._start
 
     def feed(self, data: bytes) -> None:
         """Append ``data``, first dropping what has been consumed."""
         if self._start:
             del self._data[: self._start]
             self._scan -= self._start
+            self._dropped += self._start
             self._start = 0
         self._data += data
 

@@ -27,6 +27,7 @@ from chatproto.limits import Limits
 from chatproto.wire.body import BODY_END, BodyError
 from chatproto.wire.buffer import LINE_TOO_LONG
 from chatproto.wire.events import (
+    LINE_TOO_LONG_REASON,
     NEED_DATA,
     BodyData,
     DeliveryStart,
@@ -103,7 +104,7 @@ class ClientDecoder(StreamDecoder):
                 return NEED_DATA
             line = buffer.take_rest(max_line)
         if line is LINE_TOO_LONG:
-            return self._fail("line too long")
+            return self._fail(LINE_TOO_LONG_REASON)
         assert isinstance(line, bytes)
         if not line:  # blank lines between frames are ignored
             return None

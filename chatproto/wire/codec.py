@@ -22,6 +22,7 @@ from chatproto.limits import Limits
 from chatproto.wire.body import BODY_END, CHUNKED_START, BodyError
 from chatproto.wire.buffer import LINE_TOO_LONG
 from chatproto.wire.events import (
+    LINE_TOO_LONG_REASON,
     NEED_DATA,
     BodyData,
     BodyFrames,
@@ -98,7 +99,7 @@ class Decoder(StreamDecoder):
                         return NEED_DATA
                     line = buffer.take_rest(max_line)
                 if line is LINE_TOO_LONG:
-                    return self._fail("line too long")
+                    return self._fail(LINE_TOO_LONG_REASON)
                 assert isinstance(line, bytes)
                 if line:
                     event = self._parse_command(line)

@@ -126,6 +126,11 @@ class Rejected:
     line: bytes = b""
 
 
+#: The :attr:`Rejected.reason` of a line over the limit: the decoder stops
+#: before that line, which it never consumes.
+LINE_TOO_LONG_REASON: Final = "line too long"
+
+
 Event = Login | ShortMessage | MessageStart | BodyData | BodyFrames | MessageEnd | Rejected
 """What the server's decoder reports of a client's bytes."""
 

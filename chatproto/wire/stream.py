@@ -34,7 +34,7 @@ class StreamDecoder:
         coalesce_chunks: see :class:`~chatproto.wire.body.BodyReader`.
     """
 
-    __slots__ = ("_limits", "_body", "_buffer", "_state", "_at_eof", "_failure")
+    __slots__ = ("_limits", "_body", "_buffer", "_state", "_at_eof", "_failure", "_lost")
 
     def __init__(self, limits: Limits, coalesce_chunks: bool = False) -> None:
         self._limits = limits
@@ -43,11 +43,22 @@ class StreamDecoder:
         self._state = FIRST_LINE
         self._at_eof = False
         self._failure: Rejected | None = None
+        self._lost = 0  # bytes consumed before the failure dropped the buffer
 
     @property
     def buffered_bytes(self) -> int:
         """Bytes fed but not yet consumed by an event (bounded by a line or a chunk)."""
         return len(self._buffer)
+
+    @property
+    def consumed_bytes(self) -> int:
+        """Bytes of the stream the events so far were made of.
+
+        Read after an event, it is where that event's bytes end: ``-v`` cuts
+        what a client sent at these points to show each frame as received.
+        After a failure it stays where the stream broke.
+        """
+        return self._lost + self._buffer.consumed
 
     def feed(self, data: bytes) -> None:
         """Add received bytes. Feeding after :meth:`eof` is a caller bug (``RuntimeError``)."""
@@ -69,5 +80,6 @@ class StreamDecoder:
         """Enter the terminal state: the stream cannot be delimited any more."""
         self._failure = Rejected(reason, True, line)
         self._state = FAILED
+        self._lost = self._buffer.consumed
         self._buffer = ReceiveBuffer()  # release what was buffered
         return self._failure
