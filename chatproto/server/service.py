@@ -140,17 +140,18 @@ class ChatService(service.Service):
         return self._router.register(user, client).addCallback(self._logged_in, client, user)
 
     def _logged_in(self, claimed: bool, client: IRecipient, user: bytes) -> bool:
-        if not claimed:
-            return False
-        if client.expires_when_idle:
+        if claimed and client.expires_when_idle:
             self.touch(client)
+        return claimed
+
+    def announce_login(self, client: IRecipient) -> None:
+        """Log that ``client`` logged in, after its ``OK`` (PROTOCOL §8 keeps the two together)."""
         self.log.info(
             "{user} logged in from {peer} over {transport}",
-            user=verbose.escape(user),
+            user=verbose.escape(client.name or b""),
             peer=client.peer,
             transport="UDP" if client.expires_when_idle else "TCP",
         )
-        return True
 
     def new_body(self) -> MessageBody:
         """Return an empty chunked body for a message being received, spilling to the spool."""

@@ -7,10 +7,12 @@ client and pass it every event their decoder reports; the session answers
 PROTOCOL §4) and hands complete messages to the service.
 
 A login may be answered later (a clustered router asks Redis). Until it is,
-the session *waits*: events that arrive meanwhile are held, in order, and
-handled once the answer is in; the TCP protocol stops reading meanwhile
-(:attr:`ClientSession.waiting`), a UDP client's datagrams are held up to
-``Limits.max_held_commands``.
+the session *waits* (:attr:`ClientSession.waiting`) and its transport hands
+it nothing: the TCP protocol stops reading, a UDP client holds its datagrams
+(up to ``Limits.max_held_commands``); both go on once the answer is in.
+
+With ``-v`` the session shows every frame as it was received (PROTOCOL §8),
+from the bytes its transport keeps for it (:mod:`chatproto.server.received`).
 """
 
 from collections.abc import Callable
@@ -20,9 +22,10 @@ from twisted.python.failure import Failure
 from chatproto.server import verbose
 from chatproto.server.interfaces import IClient
 from chatproto.server.message import MessageBody, ShortBody
+from chatproto.server.received import ReceivedDatagram, ReceivedFrame, ReceivedStream
 from chatproto.server.service import ChatService
-from chatproto.wire.encode import encode_login, encode_short_body
 from chatproto.wire.events import (
+    LINE_TOO_LONG_REASON,
     BodyData,
     BodyFrames,
     Event,
@@ -34,55 +37,74 @@ from chatproto.wire.events import (
 )
 from chatproto.wire.grammar import ERROR, OK
 
+Received = ReceivedStream | ReceivedDatagram
+
 
 class ClientSession:
     """The state of one client between its transport and the service.
 
-    Attributes:
+    Args:
+        service: the chat service.
         client: the transport-side object that replies and receives deliveries.
-        waiting: True while a login is being answered; events are held meanwhile.
+        received: with ``-v``, the client's bytes as received, cut into frames
+            (:mod:`chatproto.server.received`); None without ``-v``.
+
+    Attributes:
+        client: the transport-side object.
+        waiting: True while a login is being answered. The transport hands
+            the session nothing meanwhile (TCP stops reading, UDP holds the
+            datagrams) and goes on when :meth:`IClient.resume_input` is called.
     """
 
-    __slots__ = ("client", "waiting", "_service", "_message", "_body", "_held", "_closed")
+    __slots__ = (
+        "client",
+        "waiting",
+        "_service",
+        "_message",
+        "_body",
+        "_closed",
+        "_received",
+        "_login_frame",
+    )
 
-    def __init__(self, service: ChatService, client: IClient) -> None:
+    def __init__(
+        self, service: ChatService, client: IClient, received: Received | None = None
+    ) -> None:
         self.client = client
         self.waiting = False
         self._service = service
         self._message: MessageStart | None = None  # the message being received
         self._body: MessageBody | None = None
-        self._held: list[Event] = []  # events that came while waiting
         self._closed = False
+        self._received = received
+        # With -v, the ME IS frame, shown with its answer (PROTOCOL §8).
+        self._login_frame: ReceivedFrame | None = None
 
     def handle(self, event: Event) -> None:
-        """Act on one decoded event (or hold it while a login is being answered)."""
-        if self.waiting:
-            self._hold(event)
-        else:
-            _HANDLERS[type(event)](self, event)
+        """Act on one decoded event (never called while :attr:`waiting`)."""
+        _HANDLERS[type(event)](self, event)
 
     def connection_lost(self) -> None:
         """The client is gone: drop a half-received message, release the userid."""
         self._closed = True
-        self._held.clear()
         self._drop_message()
+        if self._received is not None:
+            rest = self._received.take_rest()
+            if rest[1]:  # PROTOCOL §4: a frame cut short is dropped whole
+                self._show_received(rest)
+                self._service.note(self.client, "gone before the end of this frame: dropped")
         if self.client.name is not None:
             self._service.logout(self.client)
 
-    def _hold(self, event: Event) -> None:
-        if len(self._held) < self._service.limits.max_held_commands:
-            self._held.append(event)
-        else:
-            self._service.note(self.client, "command dropped: waiting for the login answer")
-
     def _on_login(self, event: Login) -> None:
         client = self.client
-        if self._service.is_verbose:
-            self._service.show(verbose.RECEIVED, client, [encode_login(event.user)])
+        frame = None if self._received is None else self._received.take()
         # PROTOCOL §2: a second ME IS is refused.
         if client.name is not None:
+            self._show_received(frame)
             self._refuse("already logged in")
             return
+        self._login_frame = frame
         self.waiting = True
         answer = self._service.login(client, event.user)
         answer.addCallbacks(self._login_answered, self._login_failed, (event.user,))
@@ -108,18 +130,18 @@ class ClientSession:
                 client.name = user
                 self._service.logout(client)
             return
+        # PROTOCOL §8: the ME IS frame and its answer are shown together.
+        frame, self._login_frame = self._login_frame, None
+        self._show_received(frame)
         if claimed:
             self._reply(OK)
             client.name = user
+            self._service.announce_login(client)
         else:  # PROTOCOL §2: a userid in use (here or on another node) is refused
             self._refuse("userid taken")
         self.waiting = False
-        held, self._held = self._held, []
-        for event in held:
-            self.handle(event)
-        if not self.waiting:
-            client.resume_input()
-            self._service.writes.flush()
+        client.resume_input()
+        self._service.writes.flush()
 
     def _login_failed(self, failure: Failure) -> None:
         self._service.log.failure(
@@ -128,14 +150,12 @@ class ClientSession:
         self._login_answered(False, b"")
 
     def _on_short_message(self, event: ShortMessage) -> None:
-        service = self._service
-        if service.is_verbose:
-            parts = [event.line + b"\n", *encode_short_body(event.body)]
-            service.show(verbose.RECEIVED, self.client, parts)
+        if self._received is not None:
+            self._show_received(self._received.take())
         if self.client.name is None:  # PROTOCOL §2: nothing but ME IS before login
             self._refuse("not logged in")
         else:
-            service.send(self.client, event.recipients, ShortBody(event.body))
+            self._service.send(self.client, event.recipients, ShortBody(event.body))
 
     def _on_message_start(self, event: MessageStart) -> None:
         self._message = event
@@ -152,7 +172,8 @@ class ClientSession:
     def _on_message_end(self, event: MessageEnd) -> None:
         message, body = self._take_message()
         body.finish()
-        self._show_message(message, body)
+        if self._received is not None:
+            self._show_received(self._received.take())
         try:
             if self.client.name is None:  # PROTOCOL §2: nothing but ME IS before login
                 self._refuse("not logged in")
@@ -166,14 +187,13 @@ class ClientSession:
 
     def _on_rejected(self, event: Rejected) -> None:
         if self._message is not None and not event.fatal:
-            # A refused chunked SEND/BROADCAST: shown whole, answered after its body.
-            message, body = self._take_message()
-            self._show_message(message, body)
-            body.release()
+            # A refused chunked SEND/BROADCAST: answered after its body.
+            self._take_message()[1].release()
         else:
             self._drop_message()  # a partial message is dropped whole
-            if event.line and self._service.is_verbose:
-                self._service.show(verbose.RECEIVED, self.client, [event.line + b"\n"])
+        if self._received is not None:
+            # A line over the limit is never consumed: it is shown as far as it came.
+            self._show_received(self._received.take(event.reason == LINE_TOO_LONG_REASON))
         self._refuse(event.reason)
         if event.fatal:
             self._service.log.info(
@@ -181,6 +201,10 @@ class ClientSession:
                 who=self._service.describe(self.client),
                 reason=event.reason,
             )
+            if self._received is not None:
+                unread = self._received.take_rest()[1]
+                if unread:
+                    self._service.note(self.client, f"{unread} bytes after the error not read")
             self.client.disconnect(event.reason)
 
     def _take_message(self) -> tuple[MessageStart, MessageBody]:
@@ -194,12 +218,12 @@ class ClientSession:
             self._body.release()
         self._message = self._body = None
 
-    def _show_message(self, message: MessageStart, body: MessageBody) -> None:
-        """Show a received SEND/BROADCAST frame with ``-v``."""
-        if self._service.is_verbose:
-            line = message.line + b"\n"
-            parts = [line, *body.preview_frames()]
-            self._service.show(verbose.RECEIVED, self.client, parts, len(line) + body.wire_size)
+    def _show_received(self, frame: ReceivedFrame | None) -> None:
+        """Show a frame as it was received, with ``-v`` (PROTOCOL §8)."""
+        if frame is not None:
+            head, size = frame
+            parts = verbose.received_parts(head)
+            self._service.show(verbose.RECEIVED, self.client, parts, size)
 
     def _refuse(self, reason: str) -> None:
         """Answer ``ERROR`` and count why."""

@@ -24,6 +24,7 @@ from zope.interface import Attribute, implementer
 from chatproto.server.interfaces import IClient
 from chatproto.server.message import Delivery
 from chatproto.server.outbox import Outbox
+from chatproto.server.received import ReceivedStream
 from chatproto.server.service import ChatService
 from chatproto.server.session import ClientSession
 from chatproto.wire.codec import Decoder
@@ -57,6 +58,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
     transport: IStreamTransport
     expires_when_idle = False
     _decoder: Decoder
+    _received: ReceivedStream | None
     _session: ClientSession
     _outbox: Outbox
 
@@ -89,7 +91,9 @@ class ChatProtocol(Protocol, TimeoutMixin):
         if set_no_delay is not None:
             set_no_delay(True)
         self._decoder = Decoder(service.limits, coalesce_chunks=True)
-        self._session = ClientSession(service, self)
+        # -v shows each frame as received (PROTOCOL §8): keep the bytes for it.
+        self._received = ReceivedStream(self._decoder) if service.is_verbose else None
+        self._session = ClientSession(service, self, self._received)
         # PROTOCOL §7: deliveries wait in the outbox while the client is not
         # reading, up to a backlog limit.
         self._outbox = Outbox(
@@ -113,6 +117,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
         if self.transport.disconnecting:
             return  # nothing more is processed once we decided to close
         try:
+            if self._received is not None:
+                self._received.feed(data)
             self._decoder.feed(data)
             self._handle_events(self.factory.service.limits.max_frames_per_turn)
         except Exception:

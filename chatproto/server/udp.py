@@ -16,6 +16,7 @@ from zope.interface import implementer
 
 from chatproto.server.interfaces import IClient
 from chatproto.server.message import Delivery
+from chatproto.server.received import ReceivedDatagram
 from chatproto.server.service import ChatService
 from chatproto.server.session import ClientSession
 from chatproto.wire.codec import decode_datagram
@@ -58,6 +59,7 @@ class UDPClient:
         peer: the client's IP address.
         address: the (host, port) datagrams come from and go to.
         session: its conversation state.
+        received: with ``-v``, the datagram being handled, for display.
         login_port: the port it logged in on: deliveries go out from there.
         reply_port: the port its latest datagram came to: replies go out from there.
         expires_when_idle: True: a UDP user is logged out after a silence.
@@ -65,14 +67,38 @@ class UDPClient:
 
     expires_when_idle = True
 
-    __slots__ = ("name", "peer", "address", "session", "login_port", "reply_port")
+    __slots__ = (
+        "name",
+        "peer",
+        "address",
+        "session",
+        "received",
+        "login_port",
+        "reply_port",
+        "_held",
+    )
 
     def __init__(self, protocol: "ChatDatagramProtocol", address: Address) -> None:
         self.name: bytes | None = None
         self.peer = address[0]
         self.address = address
         self.login_port = self.reply_port = protocol
-        self.session = ClientSession(protocol.service, self)
+        service = protocol.service
+        self.received = ReceivedDatagram() if service.is_verbose else None
+        self.session = ClientSession(service, self, self.received)
+        # Datagrams that came while the session waited for a login answer.
+        self._held: list[tuple[bytes, ChatDatagramProtocol]] | None = None
+
+    def hold(self, datagram: bytes, port: "ChatDatagramProtocol") -> None:
+        """Keep a datagram until the login is answered (up to ``max_held_commands``)."""
+        held = self._held
+        if held is None:
+            self._held = held = []
+        service = port.service
+        if len(held) < service.limits.max_held_commands:
+            held.append((datagram, port))
+        else:
+            service.note(self, "command dropped: waiting for the login answer")
 
     def deliver(self, delivery: Delivery) -> bool:
         if delivery.body.is_chunked:
@@ -86,11 +112,18 @@ class UDPClient:
         self.reply_port.transport.write(data, self.address)
 
     def resume_input(self) -> None:
-        """A login was answered (held datagrams are handled by then); forget a refused one."""
+        """A login was answered: forget a refused one, then handle the datagrams held."""
         if self.name is None:
             self.login_port.clients.forget(self)
+        held, self._held = self._held, None
+        for index, (datagram, port) in enumerate(held or ()):
+            if self.session.waiting:  # a held ME IS waits for its own answer
+                self._held = held[index:]  # type: ignore[index]
+                return
+            port.handle(self, datagram)
 
     def disconnect(self, reason: str) -> None:
+        self._held = None
         self.login_port.clients.forget(self)
         self.session.connection_lost()
 
@@ -121,19 +154,27 @@ class ChatDatagramProtocol(DatagramProtocol):
             client = self.clients.get(address)
             if client is None:
                 client = UDPClient(self, address)
+            if client.session.waiting:  # its login is being answered
+                client.hold(datagram, self)
             else:
-                client.reply_port = self
-            handle = client.session.handle
-            for event in decode_datagram(datagram, self.service.limits):
-                handle(event)
-            if client.name is not None:
-                self.clients.add(client)
-                self.service.touch(client)
-            elif client.session.waiting:  # its login is being answered
-                self.clients.add(client)
+                self.handle(client, datagram)
         except Exception:
             self.log.failure("error handling a datagram from {address}", address=address)
         self.service.writes.flush()
+
+    def handle(self, client: UDPClient, datagram: bytes) -> None:
+        """Hand the command in ``datagram``, which came to this port, to ``client``'s session."""
+        client.reply_port = self
+        if client.received is not None:
+            client.received.feed(datagram)
+        handle = client.session.handle
+        for event in decode_datagram(datagram, self.service.limits):
+            handle(event)
+        if client.name is not None:
+            self.clients.add(client)
+            self.service.touch(client)
+        elif client.session.waiting:  # its login is being answered
+            self.clients.add(client)
 
     def stopProtocol(self) -> None:
         # The clients of other ports stay: their deliveries go out from there.

@@ -13,6 +13,8 @@ cannot pass for a line end.
 
 from collections.abc import Sequence
 
+from chatproto.wire.grammar import CHUNK_HEADER_RE, MAX_SHORT_BODY
+
 #: Bytes of a frame shown before the rest is abbreviated.
 DEFAULT_SHOWN_BYTES = 2048
 
@@ -28,6 +30,46 @@ SENT_RANDOMLY = "SENT (randomly!) TO"
 def escape(data: bytes) -> str:
     """Show ``data`` as printable ASCII: ``\\n``, ``\\\\`` and ``\\xNN`` escapes."""
     return data.decode("latin-1").translate(_ESCAPES)
+
+
+def received_parts(frame: bytes) -> list[bytes]:
+    """Cut a frame as received into the parts shown on lines of their own.
+
+    Every line is a part, and so is a body's data (a short body, each chunk),
+    which need not end in ``\n``: the frame is read as the decoder reads it,
+    but leniently, for display only. What does not parse (broken framing, a
+    frame cut short) is cut at its newlines; nothing is added or left out.
+    """
+    parts: list[bytes] = []
+    position = 0
+    size = len(frame)
+    in_body = False  # after a SEND/BROADCAST line
+    first = True  # the body's first length line comes next
+    while position < size:
+        newline = frame.find(b"\n", position)
+        end = size if newline < 0 else newline + 1
+        parts.append(frame[position:end])
+        word = frame[position:end].rstrip(b"\n").removesuffix(b"\r")
+        position = end
+        if not in_body:
+            in_body = word.partition(b" ")[0] in (b"SEND", b"BROADCAST")
+            first = True
+            continue
+        if not word:  # PROTOCOL §3: blank lines between frames
+            continue
+        data = 0
+        if first and len(word) <= len(str(MAX_SHORT_BODY)) and word.isdigit():
+            data, in_body = int(word), False  # a short body: its bytes, and the frame ends
+        elif header := CHUNK_HEADER_RE.fullmatch(word):
+            data = int(header.group(1))
+            in_body = data > 0  # C0 ends the frame
+        else:
+            in_body = False  # broken framing: the rest by lines
+        first = False
+        if data:
+            parts.append(frame[position : position + data])
+            position += data
+    return parts
 
 
 def display_lines(
