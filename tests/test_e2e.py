@@ -265,6 +265,20 @@ def test_verbose_output_matches_golden(launcher, start_server, tcp, udp):
         assert (b"Traceback" in server.stdout, server.stderr) == (False, b"")
 
 
+def test_twistd_log_keeps_a_login_and_its_answer_together(start_server, tcp):
+    """Under twistd -v, the operator's "logged in" line follows SENT OK (PROTOCOL §8)."""
+    (port,) = free_ports(1)
+    server = start_server("twistd", [port], "-v")
+    tcp(port).login(b"alice")
+    server.stop()
+    lines = [line for line in server.stdout.decode("ascii").splitlines() if line.strip()]
+    received = next(
+        i for i, line in enumerate(lines) if line.endswith("RCVD from 127.0.0.1: ME IS alice\\n")
+    )
+    assert lines[received + 1].endswith("SENT to 127.0.0.1: OK\\n")
+    assert "alice logged in from 127.0.0.1" in lines[received + 2]
+
+
 # -- 6. silence without -v -------------------------------------------------------------------
 
 
