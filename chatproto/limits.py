@@ -29,6 +29,47 @@ class Unit(Enum):
     BYTES = "bytes"
     SECONDS = "seconds"
     COUNT = "count"
+    #: A :class:`Rate` of frames per second, or None (off).
+    RATE = "rate"
+    #: A :class:`Rate` of bytes per second, or None (off).
+    BYTE_RATE = "byte rate"
+
+
+_SIZE_SUFFIXES = {"KiB": KIB, "MiB": MIB, "GiB": GIB, "K": KIB, "M": MIB, "G": GIB}
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A budget refilled at ``per_second``, of which ``burst`` may be spent at once.
+
+    Attributes:
+        per_second: the average allowed, per second (positive).
+        burst: the most allowed at once (at least 1).
+    """
+
+    per_second: float
+    burst: float
+
+    @classmethod
+    def parse(cls, text: str) -> "Rate":
+        """Parse ``RATE[/BURST]``; sizes may end in KiB, MiB or GiB. BURST defaults to RATE."""
+        rate_text, _, burst_text = text.partition("/")
+        per_second = _number(rate_text)
+        burst = _number(burst_text) if burst_text else max(per_second, 1.0)
+        if not per_second > 0:
+            raise ValueError(f"the rate must be positive (got {rate_text!r})")
+        if burst < 1:
+            raise ValueError(f"the burst must be at least 1 (got {burst_text!r})")
+        return cls(per_second, burst)
+
+
+def _number(text: str) -> float:
+    """A number, possibly with a binary size suffix (``64KiB``)."""
+    text = text.strip()
+    for suffix, size in _SIZE_SUFFIXES.items():
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * size
+    return float(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +89,24 @@ class Limit:
     help: str
     unit: Unit
     attribute: str = ""
-    default: int | float = 0
+    default: int | float | Rate | None = 0
 
     @property
     def is_whole(self) -> bool:
-        """Whether the value is a whole number of at least 1 (else a positive number)."""
-        return self.unit is not Unit.SECONDS
+        """Whether the value is a whole number of at least 1."""
+        return self.unit in (Unit.BYTES, Unit.COUNT)
 
-    def problem(self, value: int | float) -> str | None:
+    @property
+    def is_rate(self) -> bool:
+        """Whether the value is a :class:`Rate`, or None for off."""
+        return self.unit in (Unit.RATE, Unit.BYTE_RATE)
+
+    def problem(self, value: Any) -> str | None:
         """Return why ``value`` is not allowed for this limit, or ``None`` if it is."""
+        if self.is_rate:
+            if value is None or isinstance(value, Rate):
+                return None
+            return f"{self.attribute} must be a Rate or None"
         if self.is_whole:
             return None if value >= 1 else f"{self.attribute} must be at least 1"
         return None if value > 0 else f"{self.attribute} must be positive"
@@ -66,13 +116,20 @@ class Limit:
         return format_value(self.default, self.unit)
 
 
-def format_value(value: int | float, unit: Unit) -> str:
+def format_value(value: Any, unit: Unit) -> str:
     """Return ``value`` written for people in ``unit``.
 
     Bytes use the largest binary unit that divides them exactly (``64 MiB``,
     ``256 KiB``, else ``100 B``); seconds drop a zero fraction (``60 s``,
-    ``2.5 s``); counts are the bare number.
+    ``2.5 s``); counts are the bare number; a rate is ``off`` or
+    ``10/s, burst 20`` (``256 KiB/s, burst 4 MiB``).
     """
+    if unit in (Unit.RATE, Unit.BYTE_RATE):
+        if value is None:
+            return "off"
+        amount = Unit.BYTES if unit is Unit.BYTE_RATE else Unit.COUNT
+        per_second = format_value(_whole(value.per_second), amount)
+        return f"{per_second}/s, burst {format_value(_whole(value.burst), amount)}"
     if unit is Unit.SECONDS:
         return f"{value:g} s"
     if unit is Unit.BYTES:
@@ -83,7 +140,11 @@ def format_value(value: int | float, unit: Unit) -> str:
     return str(value)
 
 
-def limit(default: int | float, option: str, help: str, unit: Unit) -> Any:
+def _whole(number: float) -> int | float:
+    return int(number) if number == int(number) else number
+
+
+def limit(default: int | float | Rate | None, option: str, help: str, unit: Unit) -> Any:
     """Declare a field of :class:`Limits`: its default and its :class:`Limit` metadata.
 
     Args:
@@ -152,6 +213,18 @@ class Limits:
         max_held_commands: commands a UDP client may send while its login
             is being answered (with ``--cluster``, a Redis round trip); more
             are dropped (``--max-held-commands``). TCP stops reading instead.
+        flood_messages: frames one client may send per second, and at once
+            (a message costs one per ten recipients it reaches); past it a
+            TCP client is slowed down, a UDP client's datagrams dropped
+            (``--flood-messages``; off by default).
+        flood_bytes: body bytes one client may send per second, and at once
+            (``--flood-bytes``; off by default).
+        max_connections_per_ip: TCP connections open at once from one
+            address; more are closed at once (``--max-connections-per-ip``).
+        connect_rate_per_ip: new TCP connections per minute from one
+            address; more are closed at once (``--connect-rate-per-ip``).
+        max_udp_sessions_per_ip: UDP users at once from one address; logins
+            past it get ``ERROR`` (``--max-udp-sessions-per-ip``).
     """
 
     max_line_bytes: int = limit(
@@ -257,6 +330,38 @@ class Limits:
         "(with --cluster); more are dropped.",
         Unit.COUNT,
     )
+    flood_messages: Rate | None = limit(
+        None,
+        "flood-messages",
+        "Frames one client may send per second (a message costs one per ten "
+        "recipients); past it TCP is slowed down, UDP dropped",
+        Unit.RATE,
+    )
+    flood_bytes: Rate | None = limit(
+        None,
+        "flood-bytes",
+        "Body bytes one client may send per second (KiB, MiB allowed); past it TCP "
+        "is slowed down, UDP dropped",
+        Unit.BYTE_RATE,
+    )
+    max_connections_per_ip: int = limit(
+        64,
+        "max-connections-per-ip",
+        "TCP connections open at once from one address (exempt networks aside).",
+        Unit.COUNT,
+    )
+    connect_rate_per_ip: int = limit(
+        120,
+        "connect-rate-per-ip",
+        "New TCP connections per minute from one address (exempt networks aside).",
+        Unit.COUNT,
+    )
+    max_udp_sessions_per_ip: int = limit(
+        64,
+        "max-udp-sessions-per-ip",
+        "UDP users at once from one address (exempt networks aside); past it: ERROR.",
+        Unit.COUNT,
+    )
 
     def __post_init__(self) -> None:
         for declared in LIMITS:
@@ -272,6 +377,15 @@ class Limits:
         datagram, and the sweep costs nothing noticeable.
         """
         return min(self.udp_session_ttl_s / 10, 1.0)
+
+
+#: What ``--public`` turns on, unless given otherwise: flood control that a
+#: person typing (or pasting, or sending a file) never meets, and a flooder
+#: meets within a second (README "Deploying on a public network" says why).
+PUBLIC_LIMITS: dict[str, Rate] = {
+    "flood_messages": Rate(5.0, 20.0),
+    "flood_bytes": Rate(256.0 * KIB, 4.0 * MIB),
+}
 
 
 def _declarations() -> tuple[Limit, ...]:

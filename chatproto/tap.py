@@ -9,7 +9,7 @@ Nothing else happens here: parsing, wiring, and no behaviour of its own.
 import random
 import resource
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from twisted.application import internet, strports
 from twisted.application.service import MultiService
@@ -23,7 +23,8 @@ from chatproto.argtypes import (
     positive_int,
 )
 from chatproto.cluster.address import redis_url
-from chatproto.limits import LIMITS, Limit, Limits, Unit
+from chatproto.limits import KIB, LIMITS, MIB, PUBLIC_LIMITS, Limit, Limits, Rate, Unit
+from chatproto.server.addresses import DEFAULT_EXEMPT, parse_networks
 from chatproto.server.reuseport import ReusePortCheck, ReusePortTCPServer, ReusePortUDPServer
 from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory
@@ -41,15 +42,24 @@ def _limit_options() -> list[list[object]]:
     read it (``64 MiB``), next to the ``[default: 67108864]`` that usage adds.
     """
     return [
-        [
-            declared.option,
-            None,
-            declared.default,
-            _limit_help(declared),
-            positive_int if declared.is_whole else positive_float,
-        ]
+        [declared.option, None, declared.default, _limit_help(declared), _coercion(declared)]
         for declared in LIMITS
     ]
+
+
+def _coercion(declared: Limit) -> Callable[[str], object]:
+    """Return the function that turns a limit option's text into its value."""
+    if declared.is_rate:
+        return _rate
+    return positive_int if declared.is_whole else positive_float
+
+
+def _rate(text: str) -> Rate | None:
+    """Return a ``RATE[/BURST]`` option's value; ``off`` turns the limit off."""
+    return None if text == "off" else Rate.parse(text)
+
+
+_rate.coerceDoc = "RATE[/BURST] per second, or off (the default)."  # type: ignore[attr-defined]
 
 
 def _limit_help(declared: Limit) -> str:
@@ -57,6 +67,19 @@ def _limit_help(declared: Limit) -> str:
     if declared.unit is Unit.BYTES:
         return f"{declared.help} Default: {declared.default_text()}."
     return declared.help
+
+
+def _rate_text(attribute: str) -> str:
+    """``--public``'s value of a rate limit, as an option would take it (``256KiB/4MiB``)."""
+    rate = PUBLIC_LIMITS[attribute]
+    return f"{_amount_text(rate.per_second)}/{_amount_text(rate.burst)}"
+
+
+def _amount_text(amount: float) -> str:
+    for size, suffix in ((MIB, "MiB"), (KIB, "KiB")):
+        if amount >= size and amount % size == 0:
+            return f"{amount / size:g}{suffix}"
+    return f"{amount:g}"
 
 
 class Options(AnyOrderOptions):
@@ -74,6 +97,13 @@ class Options(AnyOrderOptions):
 
     optFlags = [
         ["verbose", "v", "Show every frame received and sent, in the RCVD/SENT format."],
+        [
+            "public",
+            None,
+            "Turn on flood control for a public network, unless given otherwise: "
+            f"flood-messages {_rate_text('flood_messages')}, "
+            f"flood-bytes {_rate_text('flood_bytes')}.",
+        ],
         ["no-random", None, "Do not send a random message after every third delivery."],
         [
             "reuse-port",
@@ -122,8 +152,10 @@ class Options(AnyOrderOptions):
         super().__init__()
         self["ports"] = []
         self["listen"] = []
+        self["limit-exempt"] = parse_networks(DEFAULT_EXEMPT)
         #: The arguments as given, kept to build the workers' command line.
         self.argv: list[str] = []
+        self._exempt_given = False
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """Parse ``options`` (default: ``sys.argv[1:]``) and remember them as given."""
@@ -139,6 +171,19 @@ class Options(AnyOrderOptions):
     def opt_listen(self, endpoint: str) -> None:
         """Also listen on a Twisted stream endpoint (repeatable): tcp6:9000, ssl:9443:privateKey=key.pem:certKey=cert.pem, unix:/run/chat.sock ..."""  # noqa: E501
         self["listen"].append(endpoint)
+
+    def opt_limit_exempt(self, network: str) -> None:
+        """Do not apply the per-address limits to this network (CIDR, repeatable; 'none' for no exemption). Default: 127.0.0.0/8 and ::1."""  # noqa: E501
+        if not self._exempt_given:
+            self["limit-exempt"] = ()
+            self._exempt_given = True
+        if network != "none":
+            try:
+                self["limit-exempt"] += parse_networks([network])
+            except ValueError:
+                raise usage.UsageError(
+                    f"--limit-exempt: not a network (CIDR, or none): {network!r}"
+                ) from None
 
     def parseArgs(self, *ports: str) -> None:
         for port in ports:
@@ -191,8 +236,16 @@ class Options(AnyOrderOptions):
         return args
 
     def limits(self) -> Limits:
-        """Return the :class:`Limits` these options ask for."""
-        return Limits(**{declared.attribute: self[declared.option] for declared in LIMITS})
+        """Return the :class:`Limits` these options ask for (``--public``'s among them)."""
+        values = {declared.attribute: self[declared.option] for declared in LIMITS}
+        if self["public"]:
+            given = set(self._options_first(self.argv))
+            for declared in LIMITS:
+                if declared.attribute in PUBLIC_LIMITS and not any(
+                    argument.startswith(f"--{declared.option}=") for argument in given
+                ):
+                    values[declared.attribute] = PUBLIC_LIMITS[declared.attribute]
+        return Limits(**values)
 
 
 def raise_open_file_limit() -> None:
@@ -247,6 +300,7 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
         random_messages=not config["no-random"],
         is_verbose=config["verbose"],
         spool_directory=config["spool-dir"],
+        limit_exempt=config["limit-exempt"],
     )
     chat.setServiceParent(top)
     factory = ChatFactory(chat)

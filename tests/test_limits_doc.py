@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from chatproto.limits import LIMITS, Limit, Limits, Unit, format_value
+from chatproto.limits import LIMITS, Limit, Limits, Rate, Unit, format_value
 from chatproto.tap import Options
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
@@ -81,7 +81,10 @@ def test_help_lists_every_limit_with_its_default(option: str) -> None:
     """``--help`` has an entry for every limit, showing its default value."""
     declared = BY_OPTION[option]
     entry = _usage_entries()[option]
-    assert f"[default: {declared.default}]" in entry
+    if declared.is_rate:  # off by default: usage shows no [default: None]
+        assert "or off (the default)." in entry
+    else:
+        assert f"[default: {declared.default}]" in entry
     assert " ".join(declared.help.split()) in entry
 
 
@@ -104,6 +107,9 @@ def test_help_gives_sizes_in_binary_units(declared: Limit) -> None:
         (60.0, Unit.SECONDS, "60 s"),
         (2.5, Unit.SECONDS, "2.5 s"),
         (1000, Unit.COUNT, "1000"),
+        (None, Unit.RATE, "off"),
+        (Rate(5.0, 20.0), Unit.RATE, "5/s, burst 20"),
+        (Rate(256.0 * 1024, 4.0 * 1024**2), Unit.BYTE_RATE, "256 KiB/s, burst 4 MiB"),
     ],
 )
 def test_format_value_writes_units_for_people(value: float, unit: Unit, text: str) -> None:

@@ -7,7 +7,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, _FakePort
 from twisted.python import usage
 
-from chatproto.limits import LIMITS, MIB, Limit, Limits
+from chatproto.limits import LIMITS, MIB, Limit, Limits, Rate
 from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory
 from chatproto.server.udp import ChatDatagramProtocol
@@ -148,7 +148,10 @@ def test_each_limit_option_sets_its_field(declared: Limit) -> None:
     options = Options()
     options.parseOptions(["9000", f"--{declared.option}", "7"])
     value = getattr(options.limits(), declared.attribute)
-    assert (value, type(value)) == (7, type(declared.default))
+    if declared.is_rate:  # RATE[/BURST]; the burst defaults to the rate
+        assert value == Rate(7.0, 7.0)
+    else:
+        assert (value, type(value)) == (7, type(declared.default))
     assert options.limits() == Limits(**{declared.attribute: value})
 
 

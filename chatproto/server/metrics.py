@@ -98,10 +98,31 @@ class ChatCollector:
             "TCP connections closed at once for the connection limit.",
             value=stats.connections_refused,
         )
+        yield from self._abuse()
         yield GaugeMetricFamily(
             "chat_spool_bytes", "Bytes in spool files now.", value=self._service.spool.bytes_in_use
         )
         yield _latency_histogram(stats.delivery_latency.counts[:], stats.delivery_latency.total_s)
+
+    def _abuse(self) -> Iterator[object]:
+        """Yield what flood control and the per-address limits did."""
+        stats = self._service.stats
+        yield CounterMetricFamily(
+            "chat_flood_throttled",
+            "Times a TCP client was slowed down for passing --flood-messages/--flood-bytes.",
+            value=stats.flood_throttled,
+        )
+        yield CounterMetricFamily(
+            "chat_flood_dropped",
+            "UDP datagrams dropped for passing --flood-messages/--flood-bytes.",
+            value=stats.flood_dropped,
+        )
+        yield _labelled_counter(
+            "chat_address_limit_refused",
+            "TCP connections closed and UDP logins refused for a per-address limit, by limit.",
+            ["limit"],
+            {(name,): count for name, count in dict(stats.address_refused).items()},
+        )
 
     def _cluster(self) -> Iterator[object]:
         """Yield the messages exchanged with other processes (``--cluster``) and those dropped."""

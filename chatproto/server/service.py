@@ -18,6 +18,8 @@ from zope.interface import implementer
 
 from chatproto.limits import Limits
 from chatproto.server import verbose
+from chatproto.server.addresses import DEFAULT_EXEMPT, AddressLimits, IPNetwork, parse_networks
+from chatproto.server.flood import FloodControl
 from chatproto.server.interfaces import IRecipient, IRouter, IRouterHost
 from chatproto.server.message import Body, Delivery, MessageBody, ShortBody
 from chatproto.server.routing import LocalRouter
@@ -78,6 +80,7 @@ class ChatService(service.Service):
         canned_lines: Sequence[bytes] = CANNED_LINES,
         is_verbose: bool = False,
         spool_directory: str | None = None,
+        limit_exempt: Sequence[IPNetwork] | None = None,
     ) -> None:
         if not canned_lines or any(len(line) > MAX_SHORT_BODY for line in canned_lines):
             raise ValueError("canned lines must be 1 to 99 bytes, and at least one")
@@ -91,6 +94,9 @@ class ChatService(service.Service):
         self.random_messages = random_messages
         self._canned_lines = tuple(canned_lines)
         self.spool = Spool(self.limits.max_spool_bytes, spool_directory)
+        if limit_exempt is None:
+            limit_exempt = parse_networks(DEFAULT_EXEMPT)
+        self.addresses = AddressLimits(self.limits, clock, limit_exempt)
         self.writes = WriteBatcher()
         self.stats = Stats()
         # Senders of the deliveries each client got since its last random message.
@@ -130,19 +136,31 @@ class ChatService(service.Service):
         a clustered one. A client that expires when idle (UDP) is also
         refused when there are already ``max_udp_sessions`` of them (PROTOCOL §7).
         """
-        if client.expires_when_idle and len(self._last_seen) >= self.limits.max_udp_sessions:
-            self.log.info(
-                "UDP session limit reached: {user} from {peer} refused",
-                user=verbose.escape(user),
-                peer=client.peer,
-            )
-            return succeed(False)
+        if client.expires_when_idle:
+            if len(self._last_seen) >= self.limits.max_udp_sessions:
+                self.log.info(
+                    "UDP session limit reached: {user} from {peer} refused",
+                    user=verbose.escape(user),
+                    peer=client.peer,
+                )
+                return succeed(False)
+            refused_by = self.addresses.admit_udp_session(client.peer)
+            if refused_by is not None:
+                self.refused_by_address(client.peer, refused_by)
+                return succeed(False)
         return self._router.register(user, client).addCallback(self._logged_in, client, user)
 
     def _logged_in(self, claimed: bool, client: IRecipient, user: bytes) -> bool:
         if claimed and client.expires_when_idle:
             self.touch(client)
+            self.addresses.udp_session_opened(client.peer)
         return claimed
+
+    def refused_by_address(self, peer: str, limit: str) -> None:
+        """Count a refusal for a per-address limit, and log it once a minute per address."""
+        self.stats.address_refused[limit] += 1
+        if self.addresses.should_log(peer, limit):
+            self.log.info("{peer} refused: --{limit} reached", peer=peer, limit=limit)
 
     def announce_login(self, client: IRecipient) -> None:
         """Log that ``client`` logged in, after its ``OK`` (PROTOCOL §8 keeps the two together)."""
@@ -152,6 +170,13 @@ class ChatService(service.Service):
             peer=client.peer,
             transport="UDP" if client.expires_when_idle else "TCP",
         )
+
+    def new_flood_control(self) -> FloodControl | None:
+        """Return a new client's flood control (``--flood-messages``/``--flood-bytes``), if on."""
+        limits = self.limits
+        if limits.flood_messages is None and limits.flood_bytes is None:
+            return None
+        return FloodControl(limits.flood_messages, limits.flood_bytes, self.clock)
 
     def new_body(self) -> MessageBody:
         """Return an empty chunked body for a message being received, spilling to the spool."""
@@ -163,7 +188,8 @@ class ChatService(service.Service):
             self._router.unregister(client.name, client)
             self.log.info("{who} logged out", who=self.describe(client))
         self._recent_senders.pop(client, None)
-        self._last_seen.pop(client, None)
+        if self._last_seen.pop(client, None) is not None:  # a UDP user
+            self.addresses.udp_session_closed(client.peer)
 
     def lookup(self, user: bytes) -> IRecipient | None:
         """Return the client logged in as ``user``, or None."""
@@ -205,7 +231,7 @@ class ChatService(service.Service):
 
     # -- messages ------------------------------------------------------------
 
-    def send(self, sender: IRecipient, recipients: Sequence[bytes] | None, body: Body) -> None:
+    def send(self, sender: IRecipient, recipients: Sequence[bytes] | None, body: Body) -> int:
         """Deliver a complete message from a logged-in ``sender`` (PROTOCOL §3, §4).
 
         Args:
@@ -219,6 +245,9 @@ class ChatService(service.Service):
         skips them silently. TCP deliveries wait in :attr:`writes` until the
         caller flushes it (the protocols do after each read), so that a
         read's deliveries cost one write per client.
+
+        Returns:
+            How many recipients here it went to (what flood control charges).
         """
         assert sender.name is not None
         stats = self.stats
@@ -248,6 +277,7 @@ class ChatService(service.Service):
             if elsewhere:
                 router.forward(sender.name, elsewhere, body)
         self._deliver_all(sender.name, targets, body)
+        return len(targets)
 
     def receive(self, sender: bytes, recipients: Sequence[bytes] | None, body: Body) -> None:
         """Deliver a message that came from another process to the users here.

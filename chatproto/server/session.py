@@ -17,6 +17,7 @@ from the bytes its transport keeps for it (:mod:`chatproto.server.received`).
 
 from collections.abc import Callable
 
+from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
 from chatproto.server import verbose
@@ -65,6 +66,8 @@ class ClientSession:
         "_closed",
         "_received",
         "_login_frame",
+        "_flood",
+        "_throttle_end",
     )
 
     def __init__(
@@ -79,14 +82,25 @@ class ClientSession:
         self._received = received
         # With -v, the ME IS frame, shown with its answer (PROTOCOL §8).
         self._login_frame: ReceivedFrame | None = None
+        # --flood-messages / --flood-bytes; None when both are off.
+        self._flood = service.new_flood_control()
+        self._throttle_end: IDelayedCall | None = None  # while a stream client is slowed
 
     def handle(self, event: Event) -> None:
         """Act on one decoded event (never called while :attr:`waiting`)."""
         _HANDLERS[type(event)](self, event)
 
+    @property
+    def flood_wait(self) -> float:
+        """Seconds until this client is within its flood budget again (0: it is now)."""
+        return 0.0 if self._flood is None else self._flood.wait()
+
     def connection_lost(self) -> None:
         """The client is gone: drop a half-received message, release the userid."""
         self._closed = True
+        if self._throttle_end is not None and self._throttle_end.active():
+            self._throttle_end.cancel()
+        self._throttle_end = None
         self._drop_message()
         if self._received is not None:
             rest = self._received.take_rest()
@@ -99,6 +113,8 @@ class ClientSession:
     def _on_login(self, event: Login) -> None:
         client = self.client
         frame = None if self._received is None else self._received.take()
+        if self._flood is not None:
+            self._flood.charge_frame()  # its debt, if any, slows the next frame
         # PROTOCOL §2: a second ME IS is refused.
         if client.name is not None:
             self._show_received(frame)
@@ -154,8 +170,12 @@ class ClientSession:
             self._show_received(self._received.take())
         if self.client.name is None:  # PROTOCOL §2: nothing but ME IS before login
             self._refuse("not logged in")
+            reached = 0
         else:
-            self._service.send(self.client, event.recipients, ShortBody(event.body))
+            reached = self._service.send(self.client, event.recipients, ShortBody(event.body))
+        if self._flood is not None:
+            self._flood.charge_bytes(len(event.body))
+            self._charge(reached)
 
     def _on_message_start(self, event: MessageStart) -> None:
         self._message = event
@@ -164,16 +184,23 @@ class ClientSession:
     def _on_body_data(self, event: BodyData) -> None:
         assert self._body is not None
         self._body.append(event.data)
+        if self._flood is not None:  # a big body is slowed while it comes in
+            self._flood.charge_bytes(len(event.data))
+            self._charge(None)
 
     def _on_body_frames(self, event: BodyFrames) -> None:
         assert self._body is not None
         self._body.add_wire(event.wire, event.size)
+        if self._flood is not None:
+            self._flood.charge_bytes(event.size)
+            self._charge(None)
 
     def _on_message_end(self, event: MessageEnd) -> None:
         message, body = self._take_message()
         body.finish()
         if self._received is not None:
             self._show_received(self._received.take())
+        reached = 0
         try:
             if self.client.name is None:  # PROTOCOL §2: nothing but ME IS before login
                 self._refuse("not logged in")
@@ -181,9 +208,10 @@ class ClientSession:
                 self._service.note(self.client, f"message refused: {body.error}")
                 self._refuse("spool full")
             else:
-                self._service.send(self.client, message.recipients, body)
+                reached = self._service.send(self.client, message.recipients, body)
         finally:
             body.release()
+        self._charge(reached)
 
     def _on_rejected(self, event: Rejected) -> None:
         if self._message is not None and not event.fatal:
@@ -206,6 +234,41 @@ class ClientSession:
                 if unread:
                     self._service.note(self.client, f"{unread} bytes after the error not read")
             self.client.disconnect(event.reason)
+        else:
+            self._charge(0)
+
+    def _charge(self, reached: int | None) -> None:
+        """Charge a frame that reached ``reached`` recipients (None: no frame, only bytes).
+
+        A stream client in debt is slowed down: the session waits, so its
+        transport stops reading, until the debt is paid back. (A UDP client's
+        datagrams are dropped instead, by its protocol, while in debt.)
+        """
+        flood = self._flood
+        if flood is None:
+            return
+        if reached is not None:
+            flood.charge_frame(reached)
+        if self.client.expires_when_idle or self.waiting or self._closed:
+            return
+        delay = flood.wait()
+        if delay > 0:
+            self.waiting = True
+            self._throttle_end = self._service.clock.callLater(delay, self._throttle_over)
+            self._service.stats.flood_throttled += 1
+
+    def _throttle_over(self) -> None:
+        """The debt is paid back: go on with the client's input (from the reactor)."""
+        self._throttle_end = None
+        self.waiting = False
+        try:
+            self.client.resume_input()
+        except Exception:
+            self._service.log.failure(
+                "handling the input of {who} failed", who=self._service.describe(self.client)
+            )
+            self.client.disconnect("internal error")
+        self._service.writes.flush()
 
     def _take_message(self) -> tuple[MessageStart, MessageBody]:
         message, body = self._message, self._body

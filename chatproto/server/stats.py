@@ -45,6 +45,11 @@ class Stats:
         errors: ``ERROR`` replies, by reason.
         slow_consumers: recipients disconnected for not reading.
         connections_refused: TCP connections closed at once for the limit.
+        flood_throttled: times a stream client was slowed down for passing
+            its flood budget (``--flood-messages``, ``--flood-bytes``).
+        flood_dropped: UDP datagrams dropped for the same.
+        address_refused: connections closed and UDP logins refused for a
+            per-address limit, by limit (the option's name).
         delivery_latency: from a message's last byte to its handing to a
             recipient's transport, per recipient.
         messages_relayed_in: messages that came from other processes (cluster).
@@ -63,6 +68,9 @@ class Stats:
         "errors",
         "slow_consumers",
         "connections_refused",
+        "flood_throttled",
+        "flood_dropped",
+        "address_refused",
         "delivery_latency",
         "messages_relayed_in",
         "messages_relayed_out",
@@ -84,6 +92,9 @@ class Stats:
         self.errors: Counter[str] = Counter()
         self.slow_consumers = 0
         self.connections_refused = 0
+        self.flood_throttled = 0
+        self.flood_dropped = 0
+        self.address_refused: Counter[str] = Counter()
         self.delivery_latency = LatencyHistogram()
         self.messages_relayed_in = 0
         self.messages_relayed_out = 0

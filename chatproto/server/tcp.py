@@ -70,6 +70,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._next_turn: IDelayedCall | None = None  # set while input waits for a turn
         self._held_by_session = False  # reading paused while the session waits
         self._read_closed = False  # the client half-closed while the session waited
+        self.counted_host: str | None = None  # counted in the service's AddressLimits
 
     @property
     def name(self) -> bytes | None:
@@ -211,6 +212,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         if self._is_connected:
             self._is_connected = False
             self.factory.connections -= 1
+            self.factory.service.addresses.connection_closed(self.counted_host)
             self._outbox.close()
             try:
                 self._session.connection_lost()
@@ -270,10 +272,19 @@ class ChatFactory(Factory):
         self.connections = 0
 
     def buildProtocol(self, addr):  # type: ignore[no-untyped-def]
-        # PROTOCOL §7: past the limit a new connection is closed at once
-        # (returning None makes Twisted close it); nobody else notices.
-        if self.connections >= self.service.limits.max_connections:
-            self.service.stats.connections_refused += 1
+        # PROTOCOL §7: past a limit (all connections, or one address's) a new
+        # connection is closed at once (returning None makes Twisted close
+        # it); nobody else notices.
+        service = self.service
+        if self.connections >= service.limits.max_connections:
+            service.stats.connections_refused += 1
             self.log.info("connection limit reached: {peer} refused", peer=addr)
             return None
-        return super().buildProtocol(addr)
+        host = getattr(addr, "host", None)  # a UNIX socket's peer has none
+        refused_by = service.addresses.admit_connection(host)
+        if refused_by is not None:
+            service.refused_by_address(host, refused_by)
+            return None
+        protocol = super().buildProtocol(addr)
+        protocol.counted_host = host
+        return protocol

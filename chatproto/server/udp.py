@@ -156,6 +156,9 @@ class ChatDatagramProtocol(DatagramProtocol):
                 client = UDPClient(self, address)
             if client.session.waiting:  # its login is being answered
                 client.hold(datagram, self)
+            elif client.session.flood_wait > 0:  # a datagram cannot be slowed down
+                self.service.stats.flood_dropped += 1
+                self.service.note(client, "datagram dropped: over the flood budget")
             else:
                 self.handle(client, datagram)
         except Exception:
