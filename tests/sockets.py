@@ -16,8 +16,12 @@ from tests.e2e_support import HOST, TIMEOUT_S, Deadline, address_family
 class TcpClient:
     """A blocking TCP chat client with a receive buffer and bounded reads."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection((HOST, port), timeout=TIMEOUT_S)
+    def __init__(self, port: int, source: str | None = None) -> None:
+        """Connect to ``port`` on the test host, from ``source`` if given (127.0.0.2, ...)."""
+        source_address = None if source is None else (source, 0)
+        self.sock = socket.create_connection(
+            (HOST, port), timeout=TIMEOUT_S, source_address=source_address
+        )
         self._buffer = bytearray()
 
     def close(self) -> None:
@@ -179,10 +183,11 @@ class TcpClient:
 class UdpClient:
     """A blocking UDP chat client bound to its own port on ``host`` (127.0.0.1 by default)."""
 
-    def __init__(self, server_port: int, host: str = HOST) -> None:
+    def __init__(self, server_port: int, host: str = HOST, source: str | None = None) -> None:
+        """A socket bound to ``source`` (default: ``host``), sending to ``server_port``."""
         self.server = (host, server_port)
         self.sock = socket.socket(address_family(host), socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
+        self.sock.bind((source or host, 0))
 
     def close(self) -> None:
         """Close the socket."""
