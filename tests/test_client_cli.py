@@ -69,3 +69,12 @@ def test_main_reports_bad_usage_with_status_2() -> None:
     assert main(["h", "1", "alice", "--file", "f"], stdout=out, stderr=err) == 2
     assert err.getvalue() == "chat_client: --file needs --send USER (see chat_client --help)\n"
     assert out.getvalue() == ""
+
+
+def test_help_starts_with_the_usage_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--help`` begins with ``Usage: chat_client ...`` and exits with 0."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert first_line == "Usage: chat_client [options] HOST PORT USERID"

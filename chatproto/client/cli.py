@@ -124,7 +124,7 @@ class Options(AnyOrderOptions):
     ``listen``, ``download-dir`` and ``max-message``.
     """
 
-    synopsis = "[options] HOST PORT USERID"
+    synopsis = f"Usage: {PROGRAM} [options] HOST PORT USERID"
     longdesc = (
         "Log in to a chat server as USERID and chat from the terminal: a typed line goes to "
         "everyone, /help lists the commands. With --listen, print received messages as JSON "
