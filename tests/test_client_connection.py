@@ -165,6 +165,16 @@ def test_server_closing_unasked_is_reported(tmp_path: Path) -> None:
     assert view.lost == [(False, "the server closed the connection")]
 
 
+def test_finish_after_the_connection_is_gone_writes_nothing(tmp_path: Path) -> None:
+    """``finish`` once the connection is lost (at shutdown) leaves the dead transport alone."""
+    protocol, transport, view = logged_in_client(tmp_path)
+    protocol.connectionLost(Failure(ConnectionLost()))
+    protocol.send_text(None, b"too late")
+    protocol.finish()
+    assert (transport.is_write_closed, transport.value()) == (False, b"")
+    assert len(view.lost) == 1
+
+
 def test_server_that_never_closes_after_finish_is_aborted(tmp_path: Path) -> None:
     """If the server does not close within the close timeout, the client aborts."""
     clock = Clock()

@@ -66,6 +66,7 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         self._is_write_closed = False
         self._close_timer: IDelayedCall | None = None
         self._lost_reason: str | None = None
+        self._is_lost = False
 
     @property
     def is_sending_file(self) -> bool:
@@ -110,6 +111,7 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         """Our sending side is closed; keep reading until the server closes."""
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._is_lost = True
         for timer in (self._login_timer, self._close_timer):
             if timer is not None and timer.active():
                 timer.cancel()
@@ -157,8 +159,8 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
     def _pump(self) -> None:
         """Write queued items in order; a file holds the line until it is done."""
         transport = self.transport
-        if transport is None or self._is_write_closed:
-            return
+        if transport is None or self._is_write_closed or self._is_lost:
+            return  # (once lost, e.g. at shutdown, the transport has no socket left)
         while self._file_sender is None and self._outbox:
             item = self._outbox.popleft()
             if isinstance(item, bytes):
