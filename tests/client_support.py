@@ -4,12 +4,14 @@ For the unit tests: fake transports, a view, a connection. For the end-to-end
 tests: :class:`ClientProcess`, a ``chat_client`` subprocess read with deadlines.
 """
 
+import fcntl
 import os
 import pty
 import re
 import select
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 from twisted.internet.defer import Deferred
@@ -163,6 +165,11 @@ def pull_all(sender: ChunkedFileSender, transport: StringTransport, limit: int =
 # -- chat_client processes -------------------------------------------------------
 
 
+def _take_terminal() -> None:
+    """In the child, after ``setsid``: make standard input its controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 class ClientProcess:
     """A ``chat_client`` subprocess on pipes or a pseudo-terminal, read with deadlines."""
 
@@ -173,7 +180,15 @@ class ClientProcess:
         if use_pty:
             primary, secondary = pty.openpty()
             self.process = subprocess.Popen(
-                command, stdin=secondary, stdout=secondary, stderr=secondary, cwd=cwd, env=env
+                command,
+                stdin=secondary,
+                stdout=secondary,
+                stderr=secondary,
+                cwd=cwd,
+                env=env,
+                # Its own session, with the pty as controlling terminal: Ctrl-C works.
+                start_new_session=True,
+                preexec_fn=_take_terminal,
             )
             os.close(secondary)
             self._pty_fd: int | None = primary
@@ -198,6 +213,11 @@ class ClientProcess:
         """Type ``line`` and a newline."""
         assert self._input_fd is not None
         os.write(self._input_fd, line.encode() + b"\n")
+
+    def press_ctrl_c(self) -> None:
+        """Press Ctrl-C on the pseudo-terminal: it echoes ``^C`` and sends SIGINT."""
+        assert self._pty_fd is not None, "Ctrl-C needs use_pty=True"
+        os.write(self._pty_fd, b"\x03")
 
     def close_input(self) -> None:
         """Close the client's standard input (end of input)."""

@@ -25,6 +25,7 @@ The client prints only its user-facing output; diagnostics go to
 
 import ipaddress
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -230,6 +231,28 @@ class _Outcome:
             self._is_stopping = True
             self._reactor.stop()
 
+    def interrupted(self, terminal: IO[str] | None) -> None:
+        """Ctrl-C: end the line the terminal echoed ``^C`` on, then stop as planned.
+
+        The status stays the one set at the start: 0, or 1 for ``--send``
+        (the file did not go out whole).
+        """
+        if terminal is not None and not self._is_stopping:
+            terminal.write("\n")
+            terminal.flush()
+        self.exit(self.status)
+
+
+def _terminal(*streams: IO[str]) -> IO[str] | None:
+    """Return the first of ``streams`` that is a terminal, or None."""
+    for stream in streams:
+        try:
+            if stream.isatty():
+                return stream
+        except (OSError, ValueError):  # closed, or no file behind it
+            continue
+    return None
+
 
 def connect(options: Options, reactor, inbox: Inbox) -> Deferred:  # type: ignore[no-untyped-def]
     """Connect and log in as ``options`` say; fire with the logged-in connection.
@@ -342,6 +365,7 @@ def main(
     except usage.UsageError as error:
         error_line(stderr, f"{PROGRAM}: {error} (see {PROGRAM} --help)")
         return 2
+    is_own_reactor = reactor is None
     if reactor is None:
         from twisted.internet import reactor
     globalLogBeginner.beginLoggingTo([error_observer(stderr)], redirectStandardIO=False)
@@ -352,6 +376,14 @@ def main(
             _log.failure("start-up failed", failure)
             outcome.exit(1)
 
+        def on_sigint(number: int, frame: object) -> None:
+            # Only note it here; the reactor thread does the writing.
+            reactor.callFromThread(outcome.interrupted, _terminal(stderr, stdout))
+
+        if is_own_reactor:
+            # In place of the reactor's own SIGINT handler (it restores the
+            # original one when it stops).
+            signal.signal(signal.SIGINT, on_sigint)
         start(options, reactor, stdout, stderr, outcome.exit).addErrback(crashed)
 
     reactor.callWhenRunning(begin)
