@@ -1,4 +1,4 @@
-"""Tests of :mod:`chatproto.client.files`: what a delivery becomes, names, sending a file.
+"""Tests of the client's files: what a delivery becomes, names, sending a file.
 
 No reactor: files go to ``tmp_path``, chunks to a ``StringTransport``.
 """

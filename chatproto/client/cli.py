@@ -2,9 +2,10 @@
 
 The client is split by job; each module imports only the ones listed before it:
 
-* :mod:`chatproto.client.files`: what a delivery becomes (:class:`Inbox`,
-  :class:`TextMessage`, :class:`SavedFile`) and sending files
-  (:class:`ChunkedFileSender`).
+* :mod:`chatproto.client.naming`: names for received files
+  (:func:`claim_file_name`); :mod:`chatproto.client.inbox`: what a delivery
+  becomes (:class:`Inbox`, :class:`TextMessage`, :class:`SavedFile`);
+  :mod:`chatproto.client.sending`: sending files (:class:`ChunkedFileSender`).
 * :mod:`chatproto.client.views`: the interface between a connection and a
   front end (:class:`ChatView`, :class:`ChatConnection`), how messages are
   shown, and the front ends :class:`JsonLinesView` and :class:`FileSendJob`.
@@ -47,17 +48,9 @@ from chatproto.client.connection import (
     LoginRefusedError,
     NoLoginReplyError,
 )
-from chatproto.client.files import (
-    ChunkedFileSender,
-    Inbox,
-    Received,
-    SavedFile,
-    TextMessage,
-    UnsavedFile,
-    claim_file_name,
-    open_file_to_send,
-    safe_file_stem,
-)
+from chatproto.client.inbox import Inbox, Received, SavedFile, TextMessage, UnsavedFile
+from chatproto.client.naming import claim_file_name, safe_file_stem
+from chatproto.client.sending import ChunkedFileSender, open_file_to_send
 from chatproto.client.tcp import ChatClientProtocol
 from chatproto.client.terminal import TerminalSession
 from chatproto.client.udp import ChatDatagramClient
@@ -92,7 +85,7 @@ __all__ = [
     "main",
     "run",
     "start",
-    # re-exported from chatproto.client.files
+    # re-exported from chatproto.client.naming, .inbox and .sending
     "ChunkedFileSender",
     "Inbox",
     "Received",

@@ -1,7 +1,7 @@
 """The client's TCP connection, :class:`ChatClientProtocol` (PROTOCOL §2-§4).
 
 It queues outgoing messages and files, streams files with a
-:class:`~chatproto.client.files.ChunkedFileSender` and half-closes when asked
+:class:`~chatproto.client.sending.ChunkedFileSender` and half-closes when asked
 to finish; server events are handled by :mod:`chatproto.client.connection`.
 """
 
@@ -21,10 +21,8 @@ from chatproto.client.connection import (
     _reason_text,
     _ServerEventHandler,
 )
-from chatproto.client.files import (
-    ChunkedFileSender,
-    Inbox,
-)
+from chatproto.client.inbox import Inbox
+from chatproto.client.sending import ChunkedFileSender
 from chatproto.limits import Limits
 from chatproto.wire.client_codec import ClientDecoder
 from chatproto.wire.encode import encode_command, encode_login, encode_message

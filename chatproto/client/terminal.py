@@ -16,11 +16,8 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatproto.client.files import (
-    MAX_TEXT_BYTES,
-    Received,
-    open_file_to_send,
-)
+from chatproto.client.inbox import MAX_TEXT_BYTES, Received
+from chatproto.client.sending import open_file_to_send
 from chatproto.client.views import (
     HELP_TEXT,
     ChatConnection,

@@ -24,12 +24,7 @@ from typing import Protocol as TypingProtocol
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from chatproto.client.files import (
-    Received,
-    SavedFile,
-    TextMessage,
-    UnsavedFile,
-)
+from chatproto.client.inbox import Received, SavedFile, TextMessage, UnsavedFile
 from chatproto.limits import MIB
 from chatproto.wire.grammar import is_valid_userid
 

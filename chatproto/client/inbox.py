@@ -1,54 +1,29 @@
-"""What a delivery becomes, and file transfer, for ``chat_client``.
+"""What a delivery becomes, for ``chat_client``: text, or a file on disk.
 
-* :class:`Inbox` turns a streamed delivery into a :class:`TextMessage`, or
-  writes it to disk as it arrives and renames it when complete
-  (:class:`SavedFile`, or :class:`UnsavedFile` if it could not be written);
-  :data:`Received` is any of the three.
-* :func:`safe_file_stem` and :func:`claim_file_name` name a received file
-  without ever replacing an existing one.
-* :class:`ChunkedFileSender` is a pull producer that streams a file from disk
-  as 999-byte chunks, never holding it whole; :func:`open_file_to_send`
-  opens the file for it.
-
-Nothing here knows about connections or front ends.
+:class:`Inbox` turns a streamed delivery into a :class:`TextMessage`, or
+writes it to disk as it arrives and renames it when complete
+(:class:`SavedFile`, or :class:`UnsavedFile` if it could not be written);
+:data:`Received` is any of the three. Names come from
+:mod:`chatproto.client.naming`. Nothing here knows about connections or
+front ends.
 """
 
 import codecs
 import os
 import re
-import stat
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionLost
-from twisted.internet.interfaces import IConsumer, IPullProducer
-from twisted.python.failure import Failure
-from zope.interface import implementer
-
+from chatproto.client.naming import claim_file_name, safe_file_stem
 from chatproto.limits import KIB
-from chatproto.wire.encode import encode_chunks
-from chatproto.wire.grammar import LAST_CHUNK, MAX_CHUNK
 
 #: Largest body shown as text; a bigger one is saved as a file.
 MAX_TEXT_BYTES: Final = 64 * KIB
-#: Chunks a file sender writes each time the transport asks for more.
-CHUNKS_PER_PULL: Final = 16
-#: Most numbered names tried before giving up on saving a file.
-MAX_NAME_ATTEMPTS: Final = 10_000
-#: Extension of received files: the protocol carries no file name or type.
-RECEIVED_FILE_SUFFIX: Final = ".bin"
 
 # Control characters that make a body "not text": C0 (but tab, LF, CR), DEL and C1.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# Characters kept in a file name derived from a userid; the rest become "_".
-_UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]")
-
-
-# -- what a delivery becomes ---------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,43 +72,6 @@ class UnsavedFile:
 
 
 Received = TextMessage | SavedFile | UnsavedFile
-
-
-def safe_file_stem(sender: bytes) -> str:
-    """Return a file name stem for ``sender``: letters, digits, ``_`` and ``-`` only.
-
-    Every other byte of the userid (``/``, ``\\``, ``.``, ...) becomes ``_``, so
-    the stem can name neither another directory nor a hidden file.
-    """
-    return _UNSAFE_NAME_CHARACTERS.sub("_", sender.decode("ascii", "replace"))
-
-
-def claim_file_name(directory: Path, stem: str, source: Path) -> Path:
-    """Give the complete file ``source`` a free name in ``directory``; return it.
-
-    Tries ``<stem>.bin``, then ``<stem>-1.bin``, ``<stem>-2.bin``, ... An
-    existing file is never replaced: the new name is created by a hard link,
-    which fails if the name is taken, and ``source`` is then removed.
-
-    Raises:
-        OSError: no free name, or the file system refused.
-    """
-    for attempt in range(MAX_NAME_ATTEMPTS):
-        suffix = f"-{attempt}" if attempt else ""
-        target = directory / f"{stem}{suffix}{RECEIVED_FILE_SUFFIX}"
-        try:
-            os.link(source, target)
-        except FileExistsError:
-            continue
-        except OSError:
-            # No hard links here (some file systems): check, then rename.
-            if os.path.lexists(target):
-                continue
-            os.rename(source, target)
-            return target
-        os.unlink(source)
-        return target
-    raise FileExistsError(f"no free name for {stem}{RECEIVED_FILE_SUFFIX} in {directory}")
 
 
 class _Incoming:
@@ -287,114 +225,3 @@ class Inbox:
         except OSError:
             pass
         incoming.spool = None
-
-
-# -- sending files -------------------------------------------------------------
-
-
-@implementer(IPullProducer)
-class ChunkedFileSender:
-    """Stream an open file to a consumer as a chunked body: ``C<n>`` frames, then ``C0``.
-
-    A pull producer: each time the consumer asks (``resumeProducing``) it
-    reads at most ``chunks_per_pull`` chunks of ``MAX_CHUNK`` bytes and writes
-    them, so the file is never held in memory. It sends at most ``size``
-    bytes, fewer if the file ends earlier, and owns ``source`` (closes it).
-
-    Attributes:
-        done: fires with the number of body bytes sent once ``C0`` is
-            written; fails with the error if the file could not be read or
-            the consumer stopped the transfer (the body is then unfinished,
-            and the connection must close for the server to drop it).
-        sent: body bytes written so far.
-        size: body bytes to send.
-    """
-
-    def __init__(
-        self,
-        source: BinaryIO,
-        size: int,
-        on_progress: Callable[[int, int], None] | None = None,
-        chunks_per_pull: int = CHUNKS_PER_PULL,
-    ) -> None:
-        self.done: Deferred[int] = Deferred()
-        self.sent = 0
-        self.size = size
-        self._source = source
-        self._on_progress = on_progress
-        self._chunks_per_pull = chunks_per_pull
-        self._consumer: IConsumer | None = None
-        self._is_finished = False
-
-    def start(self, consumer: IConsumer) -> None:
-        """Register with ``consumer``; it pulls the chunks from then on."""
-        self._consumer = consumer
-        consumer.registerProducer(self, False)
-
-    def resumeProducing(self) -> None:
-        if self._is_finished:
-            return
-        chunks: list[bytes] = []
-        is_last = False
-        try:
-            for _ in range(self._chunks_per_pull):
-                wanted = min(MAX_CHUNK, self.size - self.sent)
-                data = self._source.read(wanted) if wanted > 0 else b""
-                if not data:
-                    is_last = True
-                    break
-                chunks.append(data)
-                self.sent += len(data)
-        except OSError as error:
-            self._end(Failure(error))
-            return
-        frames = encode_chunks(chunks)
-        if is_last:
-            frames.append(LAST_CHUNK)  # the C0 comes after the last chunk only
-        assert self._consumer is not None
-        self._consumer.writeSequence(frames)
-        if self._on_progress is not None and chunks:
-            self._on_progress(self.sent, self.size)
-        if is_last:
-            self._end(self.sent)
-
-    def stopProducing(self) -> None:
-        self._end(Failure(ConnectionLost("the connection closed during the transfer")))
-
-    def _end(self, result: int | Failure) -> None:
-        """Finish once: unregister, close the file, fire :attr:`done`."""
-        if self._is_finished:
-            return
-        self._is_finished = True
-        try:
-            self._source.close()
-        except OSError:
-            pass
-        if isinstance(result, Failure):
-            self.done.errback(result)
-        else:
-            assert self._consumer is not None
-            self._consumer.unregisterProducer()
-            self.done.callback(result)
-
-
-def open_file_to_send(path: Path, max_bytes: int) -> tuple[BinaryIO, int]:
-    """Open a regular file for sending; return it and its size.
-
-    Raises:
-        OSError: it cannot be opened, is not a regular file, or is larger
-            than ``max_bytes`` (a message the server would refuse).
-    """
-    source = open(path, "rb")  # noqa: SIM115 - the sender closes it
-    try:
-        info = os.fstat(source.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(f"{path} is not a regular file")
-        if info.st_size > max_bytes:
-            raise OSError(
-                f"{path} has {info.st_size} bytes; the largest message is {max_bytes} bytes"
-            )
-    except BaseException:
-        source.close()
-        raise
-    return source, info.st_size

@@ -1,0 +1,133 @@
+"""Sending a file, for ``chat_client``: open it, then stream it as a chunked body.
+
+:func:`open_file_to_send` opens a file and checks it can be sent;
+:class:`ChunkedFileSender` is a pull producer that streams it from disk as
+999-byte chunks, never holding it whole. Nothing here knows about
+connections or front ends.
+"""
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionLost
+from twisted.internet.interfaces import IConsumer, IPullProducer
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from chatproto.wire.encode import encode_chunks
+from chatproto.wire.grammar import LAST_CHUNK, MAX_CHUNK
+
+#: Chunks a file sender writes each time the transport asks for more.
+CHUNKS_PER_PULL: Final = 16
+
+
+@implementer(IPullProducer)
+class ChunkedFileSender:
+    """Stream an open file to a consumer as a chunked body: ``C<n>`` frames, then ``C0``.
+
+    A pull producer: each time the consumer asks (``resumeProducing``) it
+    reads at most ``chunks_per_pull`` chunks of ``MAX_CHUNK`` bytes and writes
+    them, so the file is never held in memory. It sends at most ``size``
+    bytes, fewer if the file ends earlier, and owns ``source`` (closes it).
+
+    Attributes:
+        done: fires with the number of body bytes sent once ``C0`` is
+            written; fails with the error if the file could not be read or
+            the consumer stopped the transfer (the body is then unfinished,
+            and the connection must close for the server to drop it).
+        sent: body bytes written so far.
+        size: body bytes to send.
+    """
+
+    def __init__(
+        self,
+        source: BinaryIO,
+        size: int,
+        on_progress: Callable[[int, int], None] | None = None,
+        chunks_per_pull: int = CHUNKS_PER_PULL,
+    ) -> None:
+        self.done: Deferred[int] = Deferred()
+        self.sent = 0
+        self.size = size
+        self._source = source
+        self._on_progress = on_progress
+        self._chunks_per_pull = chunks_per_pull
+        self._consumer: IConsumer | None = None
+        self._is_finished = False
+
+    def start(self, consumer: IConsumer) -> None:
+        """Register with ``consumer``; it pulls the chunks from then on."""
+        self._consumer = consumer
+        consumer.registerProducer(self, False)
+
+    def resumeProducing(self) -> None:
+        if self._is_finished:
+            return
+        chunks: list[bytes] = []
+        is_last = False
+        try:
+            for _ in range(self._chunks_per_pull):
+                wanted = min(MAX_CHUNK, self.size - self.sent)
+                data = self._source.read(wanted) if wanted > 0 else b""
+                if not data:
+                    is_last = True
+                    break
+                chunks.append(data)
+                self.sent += len(data)
+        except OSError as error:
+            self._end(Failure(error))
+            return
+        frames = encode_chunks(chunks)
+        if is_last:
+            frames.append(LAST_CHUNK)  # the C0 comes after the last chunk only
+        assert self._consumer is not None
+        self._consumer.writeSequence(frames)
+        if self._on_progress is not None and chunks:
+            self._on_progress(self.sent, self.size)
+        if is_last:
+            self._end(self.sent)
+
+    def stopProducing(self) -> None:
+        self._end(Failure(ConnectionLost("the connection closed during the transfer")))
+
+    def _end(self, result: int | Failure) -> None:
+        """Finish once: unregister, close the file, fire :attr:`done`."""
+        if self._is_finished:
+            return
+        self._is_finished = True
+        try:
+            self._source.close()
+        except OSError:
+            pass
+        if isinstance(result, Failure):
+            self.done.errback(result)
+        else:
+            assert self._consumer is not None
+            self._consumer.unregisterProducer()
+            self.done.callback(result)
+
+
+def open_file_to_send(path: Path, max_bytes: int) -> tuple[BinaryIO, int]:
+    """Open a regular file for sending; return it and its size.
+
+    Raises:
+        OSError: it cannot be opened, is not a regular file, or is larger
+            than ``max_bytes`` (a message the server would refuse).
+    """
+    source = open(path, "rb")  # noqa: SIM115 - the sender closes it
+    try:
+        info = os.fstat(source.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if info.st_size > max_bytes:
+            raise OSError(
+                f"{path} has {info.st_size} bytes; the largest message is {max_bytes} bytes"
+            )
+    except BaseException:
+        source.close()
+        raise
+    return source, info.st_size
