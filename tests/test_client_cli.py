@@ -1,6 +1,7 @@
 """Tests of the command line of ``chat_client`` (:mod:`chatproto.client.cli`)."""
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,42 @@ def test_help_starts_with_the_usage_line(capsys: pytest.CaptureFixture[str]) -> 
     assert exited.value.code == 0
     first_line = capsys.readouterr().out.splitlines()[0]
     assert first_line == "Usage: chat_client [options] HOST PORT USERID"
+
+
+class _UntouchableReactor:
+    """A reactor that fails the test if ``main`` uses it at all."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"main used the reactor ({name}) before checking --file")
+
+
+def _unsendable_file(kind: str, tmp_path: Path) -> tuple[Path, str]:
+    """Make a ``--file`` that cannot be sent; return it and the reason shown."""
+    path = tmp_path / kind
+    if kind == "missing":
+        return path, "No such file or directory"
+    if kind == "directory":
+        path.mkdir()
+        return path, "not a regular file"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it for reading would wait for a writer
+        return path, "not a regular file"
+    if kind == "unreadable":
+        path.write_bytes(b"secret")
+        path.chmod(0)
+        return path, "Permission denied"
+    path.write_bytes(b"x" * 11)  # "too-big": --max-message 10 below
+    return path, "11 bytes, over the largest message (10 bytes)"
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "fifo", "unreadable", "too-big"])
+def test_unsendable_file_fails_before_connecting_with_status_2(kind: str, tmp_path: Path) -> None:
+    """``--send U --file F`` with a bad F: one line on stderr, status 2, no connection tried."""
+    if kind == "unreadable" and os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    path, reason = _unsendable_file(kind, tmp_path)
+    argv = ["h", "1", "alice", "--send", "bob", "--file", str(path), "--max-message", "10"]
+    out, err = io.StringIO(), io.StringIO()
+    assert main(argv, reactor=_UntouchableReactor(), stdout=out, stderr=err) == 2
+    assert err.getvalue() == f"chat_client: cannot send {path}: {reason}\n"
+    assert out.getvalue() == ""

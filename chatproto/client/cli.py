@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from twisted.internet import endpoints
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.stdio import StandardIO
 from twisted.logger import ILogObserver, LogEvent, Logger, formatEvent, globalLogBeginner
@@ -281,26 +281,42 @@ def _login_error(options: Options, failure: Failure) -> str:
     return f"cannot connect to {where}: {failure.getErrorMessage().rstrip('.')}"
 
 
+class SetupError(Exception):
+    """Something the command line names cannot be used: say it in one line, exit with 2."""
+
+
+def open_outgoing(options: Options) -> tuple[BinaryIO, int] | None:
+    """Open ``--file`` (if given) as :func:`open_file_to_send` checks it; return it and its size.
+
+    Raises:
+        SetupError: it is missing, unreadable, not a regular file or too big.
+    """
+    if options["file"] is None:
+        return None
+    path = Path(options["file"])
+    try:
+        return open_file_to_send(path, options["max-message"])
+    except OSError as error:
+        raise SetupError(f"cannot send {path}: {error.strerror or error}") from None
+
+
 def start(
     options: Options,
     reactor,  # type: ignore[no-untyped-def]
     stdout: IO[str],
     stderr: IO[str],
     on_exit: Callable[[int], None],
+    outgoing: tuple[BinaryIO, int] | None = None,
 ) -> Deferred:
-    """Open the file to send (if any), connect, log in and start the chosen front end.
+    """Connect, log in and start the chosen front end.
 
-    Every way this can end calls ``on_exit`` with the exit status, once.
+    ``outgoing`` is the ``--file`` opened by :func:`open_outgoing` (owned from
+    now on). Every way this can end calls ``on_exit`` with the exit status, once.
     """
     source: BinaryIO | None = None
-    if options["file"] is not None:
+    if outgoing is not None:
+        source, size = outgoing
         path = Path(options["file"])
-        try:
-            source, size = open_file_to_send(path, options["max-message"])
-        except OSError as error:
-            error_line(stderr, f"{PROGRAM}: cannot send {path}: {error.strerror or error}")
-            on_exit(1)
-            return succeed(None)
     download_dir = Path(options["download-dir"])
     inbox = Inbox(download_dir)
     where = f"{options['host']}:{options['port']}"
@@ -346,7 +362,8 @@ def main(
 ) -> int:
     """Run the client until its session ends; return the process exit status.
 
-    Exit status 2 for bad usage; 1 when connecting or logging in fails, the
+    Exit status 2 for bad usage, including a ``--file`` that cannot be sent
+    (checked before connecting); 1 when connecting or logging in fails, the
     connection is lost, or a ``--send`` fails; 0 otherwise (``/quit``,
     end of input, or Ctrl-C under ``--listen``).
     """
@@ -357,6 +374,11 @@ def main(
         options.parseOptions(argv)
     except usage.UsageError as error:
         error_line(stderr, f"{PROGRAM}: {error} (see {PROGRAM} --help)")
+        return 2
+    try:
+        outgoing = open_outgoing(options)
+    except SetupError as error:
+        error_line(stderr, f"{PROGRAM}: {error}")
         return 2
     is_own_reactor = reactor is None
     if reactor is None:
@@ -377,7 +399,8 @@ def main(
             # In place of the reactor's own SIGINT handler (it restores the
             # original one when it stops).
             signal.signal(signal.SIGINT, on_sigint)
-        start(options, reactor, stdout, stderr, outcome.exit).addErrback(crashed)
+        started = start(options, reactor, stdout, stderr, outcome.exit, outgoing)
+        started.addErrback(crashed)
 
     reactor.callWhenRunning(begin)
     reactor.run()

@@ -114,20 +114,24 @@ class ChunkedFileSender:
 def open_file_to_send(path: Path, max_bytes: int) -> tuple[BinaryIO, int]:
     """Open a regular file for sending; return it and its size.
 
+    It is opened without blocking, so a FIFO or a device is refused instead
+    of waiting for a writer.
+
     Raises:
         OSError: it cannot be opened, is not a regular file, or is larger
-            than ``max_bytes`` (a message the server would refuse).
+            than ``max_bytes`` (a message the server would refuse); the
+            message names no path.
     """
-    source = open(path, "rb")  # noqa: SIM115 - the sender closes it
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        info = os.fstat(source.fileno())
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise OSError(f"{path} is not a regular file")
+            raise OSError("not a regular file")
         if info.st_size > max_bytes:
-            raise OSError(
-                f"{path} has {info.st_size} bytes; the largest message is {max_bytes} bytes"
-            )
+            raise OSError(f"{info.st_size} bytes, over the largest message ({max_bytes} bytes)")
+        os.set_blocking(fd, True)
+        source = os.fdopen(fd, "rb")
     except BaseException:
-        source.close()
+        os.close(fd)
         raise
     return source, info.st_size
