@@ -35,10 +35,13 @@ PROGRESS_MIN_BYTES: Final = MIB
 #: The progress line moves in steps of this many percent.
 PROGRESS_STEP_PERCENT: Final = 10
 
+#: The one form of ``/file``: recipients as for ``/send``, then the rest of the line.
+FILE_USAGE: Final = "/file USER[,USER...] PATH"
+
 HELP_TEXT = """\
 Type a line to send it to everyone (BROADCAST). Commands:
   /send USER[,USER...] TEXT   send TEXT to these users only
-  /file USER [USER ...] PATH  send a file (TCP only; quote a PATH that has spaces)
+  /file USER[,USER...] PATH   send a file (TCP only); PATH is the rest of the line
   /help                       show this help
   /quit                       leave (so does Ctrl-D)
 A line starting with // sends the text after its first /.
