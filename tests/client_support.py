@@ -25,6 +25,8 @@ from chatproto.client.cli import (
     Inbox,
     Received,
 )
+from chatproto.wire.client_codec import ClientDecoder
+from chatproto.wire.events import NEED_DATA, BodyData, DeliveryStart, MessageEnd
 from tests.e2e_support import TIMEOUT_S, Deadline
 
 CHAT_CLIENT = Path(sys.executable).parent / "chat_client"
@@ -78,6 +80,7 @@ class FakeConnection:
         self.view: object = None
         self.texts: list[tuple[list[bytes] | None, bytes]] = []
         self.files: list[tuple[list[bytes], bytes, int]] = []
+        self.headers: list[bytes] = []
         self.file_done: Deferred[int] = Deferred()
         self.finished = 0
 
@@ -87,8 +90,9 @@ class FakeConnection:
     def send_text(self, recipients: list[bytes] | None, body: bytes) -> None:
         self.texts.append((recipients, body))
 
-    def send_file(self, recipients, source, size, on_progress=None) -> Deferred[int]:  # type: ignore[no-untyped-def]
+    def send_file(self, recipients, source, size, on_progress=None, header=b"") -> Deferred[int]:  # type: ignore[no-untyped-def]
         self.files.append((list(recipients), source.read(), size))
+        self.headers.append(header)
         source.close()
         return self.file_done
 
@@ -160,6 +164,30 @@ def pull_all(sender: ChunkedFileSender, transport: StringTransport, limit: int =
             return
         sender.resumeProducing()
     raise AssertionError(f"sender still registered after {limit} pulls")
+
+
+def decode_body(frames: bytes) -> tuple[list[int], bytes]:
+    """Decode a chunked body as a client would; return chunk sizes and the bytes."""
+    decoder = ClientDecoder()
+    decoder.feed(b"FROM x\n" + frames)
+    decoder.eof()
+    sizes: list[int] = []
+    events = []
+    while (event := decoder.next_event()) is not NEED_DATA:
+        events.append(event)
+        if isinstance(event, BodyData):
+            sizes.append(len(event.data))
+        if isinstance(event, MessageEnd):
+            break
+    assert events[0] == DeliveryStart(b"x") and events[-1] == MessageEnd()
+    return sizes, b"".join(e.data for e in events if isinstance(e, BodyData))
+
+
+def receive(inbox: Inbox, sender: bytes, *pieces: bytes) -> Received:
+    inbox.start(sender)
+    for piece in pieces:
+        inbox.add(piece)
+    return inbox.finish()
 
 
 # -- chat_client processes -------------------------------------------------------

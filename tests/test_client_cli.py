@@ -104,7 +104,8 @@ def _unsendable_file(kind: str, tmp_path: Path) -> tuple[Path, str]:
         path.chmod(0)
         return path, "Permission denied"
     path.write_bytes(b"x" * 11)  # "too-big": --max-message 10 below
-    return path, "11 bytes, over the largest message (10 bytes)"
+    # The body would also carry the 24-byte header naming the file "too-big".
+    return path, "11 bytes and a 24-byte name header, over the largest message (10 bytes)"
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory", "fifo", "unreadable", "too-big"])

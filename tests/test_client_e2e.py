@@ -90,7 +90,7 @@ def test_broadcast_reaches_everyone_and_quit_exits_zero(clients, server: Server)
 
 
 def test_five_mb_file_arrives_byte_for_byte(clients, server: Server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """A 5 MB binary file sent with ``/file`` is saved by the recipient with the same sha256."""
+    """A 5 MB file sent with ``/file`` is saved by the recipient under its name, same sha256."""
     data = os.urandom(5 * 1024 * 1024)
     source = tmp_path / "five.bin"
     source.write_bytes(data)
@@ -102,9 +102,26 @@ def test_five_mb_file_arrives_byte_for_byte(clients, server: Server, tmp_path: P
     eve.wait_for(re.escape(f"sent {source} ({len(data)} bytes) to fay"))
     match = fay.wait_for(STAMP + r" eve sent a file: (.+) \((\d+) bytes\)", max_lines=1)
     saved = Path(match[1])
-    assert (saved, int(match[2])) == (downloads / "eve.bin", len(data))
+    assert (saved, int(match[2])) == (downloads / "five.bin", len(data))
     assert hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(data).digest()
-    assert [path.name for path in downloads.iterdir()] == ["eve.bin"]
+    assert [path.name for path in downloads.iterdir()] == ["five.bin"]
+
+
+def test_text_file_arrives_as_a_file_not_a_chat_line(
+    clients, server: Server, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A UTF-8 text file sent with ``/file`` is saved under its name, spaces and all."""
+    source = tmp_path / "my notes.txt"
+    source.write_text("hello bob\nsecond line\n")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    ann, bea = clients("ann2"), clients("bea", "--download-dir", str(downloads))
+    ann.line(), bea.line()
+    ann.type(f"/file bea {source}")
+    ann.wait_for(re.escape(f"sent {source} (22 bytes) to bea"))
+    saved = downloads / "my notes.txt"
+    assert re.fullmatch(STAMP + re.escape(f" ann2 sent a file: {saved} (22 bytes)"), bea.line())
+    assert saved.read_text() == "hello bob\nsecond line\n"
 
 
 def test_big_file_shows_progress_lines(clients, server: Server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -147,12 +164,12 @@ def test_listen_stops_cleanly_when_terminated(clients) -> None:  # type: ignore[
 def test_send_option_sends_a_file_and_exits_zero(  # type: ignore[no-untyped-def]
     clients, raw_clients, tmp_path: Path
 ) -> None:
-    """``--send USER --file PATH`` delivers the file as a chunked message and exits with 0."""
+    """``--send USER --file PATH`` delivers the named file as a chunked message, exits 0."""
     data = os.urandom(3000)
     (tmp_path / "f.bin").write_bytes(data)
     kim = raw_clients(b"kim")
     sender = clients("lou", "--send", "kim", "--file", "f.bin")
-    assert kim.recv_delivery() == (b"lou", data, True)
+    assert kim.recv_delivery() == (b"lou", b"\x00chatproto-file\x00f.bin\x00" + data, True)
     assert sender.wait() == 0
     assert sender.rest("out") == "sent f.bin (3000 bytes) to kim\n"
 

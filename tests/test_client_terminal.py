@@ -91,6 +91,7 @@ def test_file_command_sends_the_file_to_a_comma_list(tmp_path: Path) -> None:
     session, _, connection, _ = terminal(tmp_path)
     session.dataReceived(f"/file bob,carol {path}\n".encode())
     assert connection.files == [([b"bob", b"carol"], b"\x00\x01", 2)]
+    assert connection.headers == [b"\x00chatproto-file\x00f.bin\x00"]
 
 
 def test_file_path_is_the_rest_of_the_line_spaces_included(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ from chatproto.client.connection import (
 )
 from chatproto.client.inbox import Inbox, Received, SavedFile, TextMessage, UnsavedFile
 from chatproto.client.naming import claim_file_name, safe_file_stem
-from chatproto.client.sending import ChunkedFileSender, open_file_to_send
+from chatproto.client.sending import ChunkedFileSender, file_header_for, open_file_to_send
 from chatproto.client.tcp import ChatClientProtocol
 from chatproto.client.terminal import TerminalSession
 from chatproto.client.udp import ChatDatagramClient
@@ -285,8 +285,11 @@ class SetupError(Exception):
     """Something the command line names cannot be used: say it in one line, exit with 2."""
 
 
-def open_outgoing(options: Options) -> tuple[BinaryIO, int] | None:
-    """Open ``--file`` (if given) as :func:`open_file_to_send` checks it; return it and its size.
+def open_outgoing(options: Options) -> tuple[BinaryIO, int, bytes] | None:
+    """Open ``--file`` (if given) as :func:`open_file_to_send` checks it.
+
+    Returns:
+        The open file, its size and the file-name header to send before it.
 
     Raises:
         SetupError: it is missing, unreadable, not a regular file or too big.
@@ -294,10 +297,12 @@ def open_outgoing(options: Options) -> tuple[BinaryIO, int] | None:
     if options["file"] is None:
         return None
     path = Path(options["file"])
+    header = file_header_for(path)
     try:
-        return open_file_to_send(path, options["max-message"])
+        source, size = open_file_to_send(path, options["max-message"], len(header))
     except OSError as error:
         raise SetupError(f"cannot send {path}: {error.strerror or error}") from None
+    return source, size, header
 
 
 def start(
@@ -306,7 +311,7 @@ def start(
     stdout: IO[str],
     stderr: IO[str],
     on_exit: Callable[[int], None],
-    outgoing: tuple[BinaryIO, int] | None = None,
+    outgoing: tuple[BinaryIO, int, bytes] | None = None,
 ) -> Deferred:
     """Connect, log in and start the chosen front end.
 
@@ -315,7 +320,7 @@ def start(
     """
     source: BinaryIO | None = None
     if outgoing is not None:
-        source, size = outgoing
+        source, size, header = outgoing
         path = Path(options["file"])
     download_dir = Path(options["download-dir"])
     inbox = Inbox(download_dir)
@@ -332,7 +337,9 @@ def start(
         elif source is not None:
             error_line(stderr, banner)
             recipients = options["send"]
-            job = FileSendJob(connection, recipients, path, source, size, stdout, stderr, on_exit)
+            job = FileSendJob(
+                connection, recipients, path, source, size, stdout, stderr, on_exit, header
+            )
             job.start()
         else:
             session = TerminalSession(

@@ -3,9 +3,10 @@
 :class:`Inbox` turns a streamed delivery into a :class:`TextMessage`, or
 writes it to disk as it arrives and renames it when complete
 (:class:`SavedFile`, or :class:`UnsavedFile` if it could not be written);
-:data:`Received` is any of the three. Names come from
-:mod:`chatproto.client.naming`. Nothing here knows about connections or
-front ends.
+:data:`Received` is any of the three. A body with a file-name header
+(:mod:`chatproto.client.file_header`) is a file of that name; names come
+from :mod:`chatproto.client.naming`. Nothing here knows about connections
+or front ends.
 """
 
 import codecs
@@ -16,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from chatproto.client.naming import claim_file_name, safe_file_stem
+from chatproto.client.file_header import NEED_MORE, FileHeader, parse_file_header
+from chatproto.client.naming import (
+    RECEIVED_FILE_SUFFIX,
+    claim_file_name,
+    safe_file_stem,
+    saved_name_parts,
+)
 from chatproto.limits import KIB
 
 #: Largest body shown as text; a bigger one is saved as a file.
@@ -43,17 +50,20 @@ class TextMessage:
 
 @dataclass(frozen=True, slots=True)
 class SavedFile:
-    """A delivery whose body is not text, saved under the download directory.
+    """A delivery saved as a file under the download directory: a named file, or not text.
 
     Attributes:
         sender: the sender's userid.
-        path: where the body was saved (the download directory joined with its name).
-        size: the body's size in bytes.
+        path: where it was saved (the download directory joined with its name).
+        size: the file's size in bytes (the body's, less a file-name header).
+        name: the name the sender gave in a file-name header (untrusted), or
+            None for a body without one.
     """
 
     sender: str
     path: Path
     size: int
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +72,15 @@ class UnsavedFile:
 
     Attributes:
         sender: the sender's userid.
-        size: the body's size in bytes.
+        size: the file's size in bytes (as for :class:`SavedFile`).
         reason: the error that prevented saving it.
+        name: the name the sender gave, or None (as for :class:`SavedFile`).
     """
 
     sender: str
     size: int
     reason: str
+    name: str | None = None
 
 
 Received = TextMessage | SavedFile | UnsavedFile
@@ -77,29 +89,54 @@ Received = TextMessage | SavedFile | UnsavedFile
 class _Incoming:
     """The delivery being received: its text so far, or the file it is written to."""
 
-    __slots__ = ("sender", "size", "pieces", "text_parts", "utf8", "spool", "spool_path", "error")
+    __slots__ = (
+        "sender",
+        "size",
+        "pieces",
+        "text_parts",
+        "utf8",
+        "spool",
+        "spool_path",
+        "error",
+        "header",
+        "is_header_pending",
+    )
 
     def __init__(self, sender: bytes) -> None:
         self.sender = sender
         self.size = 0
-        self.pieces: list[bytes] = []  # raw bytes held while the body may be text
+        # Raw bytes held while the body may be text, or may start with a header.
+        self.pieces: list[bytes] = []
         self.text_parts: list[str] = []
         self.utf8: codecs.IncrementalDecoder | None = codecs.getincrementaldecoder("utf-8")()
         self.spool: BinaryIO | None = None
         self.spool_path: Path | None = None
         self.error: str | None = None
+        self.header: FileHeader | None = None
+        self.is_header_pending = True  # the first bytes could still be a file-name header
+
+    @property
+    def file_size(self) -> int:
+        """The bytes of the file: the body's, less its header."""
+        return self.size - (self.header.length if self.header is not None else 0)
 
 
 class Inbox:
     """Assemble streamed deliveries into text messages or files on disk.
 
-    A body is text if it is valid UTF-8 of at most ``max_text_bytes`` with no
-    control character but tab, CR and LF; it is held in memory and becomes a
-    :class:`TextMessage`. Any other body is written, as it arrives, to a
-    hidden temporary file in the download directory and, once complete,
-    linked to a free name derived from the sender (:func:`claim_file_name`),
-    so a partial file never appears under its final name. A body that cannot
-    be written becomes an :class:`UnsavedFile`; the rest of it is discarded.
+    A body that starts with a file-name header is the file of that name: its
+    bytes after the header are saved under the name (made safe by
+    :func:`saved_name_parts`). Otherwise, a body is text if it is valid UTF-8
+    of at most ``max_text_bytes`` with no control character but tab, CR and
+    LF; it is held in memory and becomes a :class:`TextMessage`. Any other
+    body is saved under a name derived from the sender, ``<sender>.bin``.
+    Saved bodies are written, as they arrive, to a hidden temporary file in
+    the download directory and, once complete, linked to a free name
+    (:func:`claim_file_name`), so a partial file never appears under its
+    final name. Memory stays bounded: at most ``max_text_bytes``, or a
+    header's :data:`~chatproto.client.file_header.MAX_HEADER_BYTES` and one
+    piece, is held. A body that cannot be written becomes an
+    :class:`UnsavedFile`; the rest of it is discarded.
 
     Args:
         download_dir: where files are saved.
@@ -134,6 +171,10 @@ class Inbox:
         if incoming.spool is not None:
             self._write(incoming, data)
             return
+        if incoming.is_header_pending:
+            data = self._read_header(incoming, data)
+            if not data:
+                return
         incoming.pieces.append(data)
         if incoming.utf8 is not None:
             try:
@@ -148,12 +189,35 @@ class Inbox:
         if incoming.utf8 is None or incoming.size > self._max_text_bytes:
             self._spill(incoming)
 
+    def _read_header(self, incoming: _Incoming, data: bytes) -> bytes:
+        """Look for a file-name header in the body's first bytes, ``data`` the newest.
+
+        Returns the bytes for the text-or-binary path (all of the body so
+        far), or ``b""`` once a header is found (its file is then spooled)
+        or while more bytes are needed to tell.
+        """
+        head = b"".join([*incoming.pieces, data]) if incoming.pieces else data
+        found = parse_file_header(head)
+        if found is NEED_MORE:
+            incoming.pieces = [head]
+            return b""
+        incoming.is_header_pending = False
+        incoming.pieces = []
+        if isinstance(found, FileHeader):
+            incoming.header = found
+            incoming.pieces = [head[found.length :]]
+            self._spill(incoming)
+            return b""
+        return head
+
     def finish(self) -> Received:
         """End the delivery and return what it became."""
         incoming = self._incoming
         assert incoming is not None, "finish() outside a delivery"
         self._incoming = None
         sender = incoming.sender.decode("ascii", "replace")
+        if incoming.is_header_pending and incoming.pieces:
+            incoming.utf8 = None  # the start of a header, cut short: a binary body
         if incoming.spool is None and incoming.error is None and incoming.utf8 is not None:
             try:
                 tail = incoming.utf8.decode(b"", final=True)
@@ -167,14 +231,23 @@ class Inbox:
             assert incoming.spool is not None and incoming.spool_path is not None
             try:
                 incoming.spool.close()
-                stem = safe_file_stem(incoming.sender)
-                path = claim_file_name(self.download_dir, stem, incoming.spool_path)
+                stem, suffix = self._saved_name(incoming)
+                path = claim_file_name(self.download_dir, stem, incoming.spool_path, suffix)
             except OSError as error:
                 self._fail(incoming, error)
             else:
-                return SavedFile(sender, path, incoming.size)
+                return SavedFile(sender, path, incoming.file_size, _given_name(incoming))
         assert incoming.error is not None
-        return UnsavedFile(sender, incoming.size, incoming.error)
+        return UnsavedFile(sender, incoming.file_size, incoming.error, _given_name(incoming))
+
+    @staticmethod
+    def _saved_name(incoming: _Incoming) -> tuple[str, str]:
+        """The (stem, extension) to save under: the header's name, else the sender's."""
+        if incoming.header is not None:
+            parts = saved_name_parts(incoming.header.name)
+            if parts is not None:
+                return parts
+        return safe_file_stem(incoming.sender), RECEIVED_FILE_SUFFIX
 
     def abort(self) -> None:
         """Drop an unfinished delivery and its temporary file, if any."""
@@ -225,3 +298,7 @@ class Inbox:
         except OSError:
             pass
         incoming.spool = None
+
+
+def _given_name(incoming: _Incoming) -> str | None:
+    return incoming.header.name if incoming.header is not None else None

@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IConsumer, IPullProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from chatproto.client.file_header import encode_file_header, fit_file_name
 from chatproto.wire.encode import encode_chunks
 from chatproto.wire.grammar import LAST_CHUNK, MAX_CHUNK
 
@@ -33,14 +34,16 @@ class ChunkedFileSender:
     reads at most ``chunks_per_pull`` chunks of ``MAX_CHUNK`` bytes and writes
     them, so the file is never held in memory. It sends at most ``size``
     bytes, fewer if the file ends earlier, and owns ``source`` (closes it).
+    ``header`` (a file-name header, at most ``MAX_CHUNK`` bytes) goes first,
+    in the first chunk; it is not counted in :attr:`sent` and :attr:`size`.
 
     Attributes:
-        done: fires with the number of body bytes sent once ``C0`` is
+        done: fires with the number of file bytes sent once ``C0`` is
             written; fails with the error if the file could not be read or
             the consumer stopped the transfer (the body is then unfinished,
             and the connection must close for the server to drop it).
-        sent: body bytes written so far.
-        size: body bytes to send.
+        sent: file bytes written so far.
+        size: file bytes to send.
     """
 
     def __init__(
@@ -49,10 +52,14 @@ class ChunkedFileSender:
         size: int,
         on_progress: Callable[[int, int], None] | None = None,
         chunks_per_pull: int = CHUNKS_PER_PULL,
+        header: bytes = b"",
     ) -> None:
+        if len(header) > MAX_CHUNK:
+            raise ValueError(f"a header of {len(header)} bytes does not fit one chunk")
         self.done: Deferred[int] = Deferred()
         self.sent = 0
         self.size = size
+        self._header = header
         self._source = source
         self._on_progress = on_progress
         self._chunks_per_pull = chunks_per_pull
@@ -71,13 +78,14 @@ class ChunkedFileSender:
         is_last = False
         try:
             for _ in range(self._chunks_per_pull):
-                wanted = min(MAX_CHUNK, self.size - self.sent)
+                head, self._header = self._header, b""
+                wanted = min(MAX_CHUNK - len(head), self.size - self.sent)
                 data = self._source.read(wanted) if wanted > 0 else b""
-                if not data:
+                self.sent += len(data)
+                if not data and not head:
                     is_last = True
                     break
-                chunks.append(data)
-                self.sent += len(data)
+                chunks.append(head + data if head else data)
         except OSError as error:
             self._end(Failure(error))
             return
@@ -111,7 +119,7 @@ class ChunkedFileSender:
             self.done.callback(result)
 
 
-def open_file_to_send(path: Path, max_bytes: int) -> tuple[BinaryIO, int]:
+def open_file_to_send(path: Path, max_bytes: int, header_bytes: int = 0) -> tuple[BinaryIO, int]:
     """Open a regular file for sending; return it and its size.
 
     It is opened without blocking, so a FIFO or a device is refused instead
@@ -119,19 +127,28 @@ def open_file_to_send(path: Path, max_bytes: int) -> tuple[BinaryIO, int]:
 
     Raises:
         OSError: it cannot be opened, is not a regular file, or is larger
-            than ``max_bytes`` (a message the server would refuse); the
-            message names no path.
+            than ``max_bytes`` less ``header_bytes`` (the file-name header
+            that goes before it in the same message: a message the server
+            would refuse); the message names no path.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise OSError("not a regular file")
-        if info.st_size > max_bytes:
-            raise OSError(f"{info.st_size} bytes, over the largest message ({max_bytes} bytes)")
+        if info.st_size + header_bytes > max_bytes:
+            with_header = f" and a {header_bytes}-byte name header" if header_bytes else ""
+            raise OSError(
+                f"{info.st_size} bytes{with_header}, over the largest message ({max_bytes} bytes)"
+            )
         os.set_blocking(fd, True)
         source = os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
     return source, info.st_size
+
+
+def file_header_for(path: Path) -> bytes:
+    """Return the file-name header that sends ``path`` under its own base name."""
+    return encode_file_header(fit_file_name(path.name))

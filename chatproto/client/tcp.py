@@ -136,13 +136,16 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         source: BinaryIO,
         size: int,
         on_progress: Callable[[int, int], None] | None = None,
+        header: bytes = b"",
     ) -> Deferred[int]:
         """Queue ``source`` (``size`` bytes, owned from now on) as a chunked ``SEND``.
+
+        ``header`` (a file-name header) goes before the file's bytes.
 
         Returns:
             The sender's :attr:`ChunkedFileSender.done`.
         """
-        sender = ChunkedFileSender(source, size, on_progress)
+        sender = ChunkedFileSender(source, size, on_progress, header=header)
         self._outbox.append((encode_command(recipients), sender))
         self._pump()
         return sender.done

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatproto.client.inbox import MAX_TEXT_BYTES, Received
-from chatproto.client.sending import open_file_to_send
+from chatproto.client.sending import file_header_for, open_file_to_send
 from chatproto.client.views import (
     FILE_USAGE,
     HELP_TEXT,
@@ -197,8 +197,9 @@ class TerminalSession(LineReceiver):
             self.console.line(f"/file: {error}")
             return
         path = Path(os.path.expanduser(path_text))
+        header = file_header_for(path)
         try:
-            source, size = open_file_to_send(path, self._connection.max_body_bytes)
+            source, size = open_file_to_send(path, self._connection.max_body_bytes, len(header))
         except FileNotFoundError as error:
             self.console.line(_missing_file_hint(names, path_text) or _cannot_send(path, error))
             return
@@ -207,7 +208,7 @@ class TerminalSession(LineReceiver):
             return
         names = ",".join(name.decode("ascii") for name in recipients)
         done = self._connection.send_file(
-            recipients, source, size, ProgressReporter(self.console, str(path))
+            recipients, source, size, ProgressReporter(self.console, str(path)), header
         )
         done.addCallbacks(
             lambda sent: self.console.line(f"sent {path} ({sent} bytes) to {names}"),

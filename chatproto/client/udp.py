@@ -109,6 +109,7 @@ class ChatDatagramClient(_ServerEventHandler, DatagramProtocol):
         source: BinaryIO,
         size: int,
         on_progress: Callable[[int, int], None] | None = None,
+        header: bytes = b"",
     ) -> Deferred[int]:
         """Refuse: files travel as chunked bodies, and those need TCP (PROTOCOL §3)."""
         source.close()

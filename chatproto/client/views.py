@@ -94,8 +94,9 @@ class ChatConnection(TypingProtocol):
         source: BinaryIO,
         size: int,
         on_progress: Callable[[int, int], None] | None = None,
+        header: bytes = b"",
     ) -> Deferred[int]:
-        """Stream ``source`` to ``recipients`` as a chunked message."""
+        """Stream ``header`` and then ``source`` to ``recipients`` as a chunked message."""
         raise NotImplementedError
 
     def finish(self) -> None:
@@ -134,16 +135,22 @@ def json_record(message: Received) -> dict[str, object]:
     """Return the ``--listen`` JSON object for a message.
 
     Keys: ``sender``, ``size`` and one of ``text``, ``path`` (absolute) or
-    ``error`` (a file that could not be saved).
+    ``error`` (a file that could not be saved); a file the sender named also
+    has ``name``, the name as sent (the saved one may differ).
     """
+    record: dict[str, object]
     match message:
         case TextMessage(sender=sender, text=text, size=size):
             return {"sender": sender, "size": size, "text": text}
-        case SavedFile(sender=sender, path=path, size=size):
-            return {"sender": sender, "size": size, "path": os.path.abspath(path)}
-        case UnsavedFile(sender=sender, size=size, reason=reason):
-            return {"sender": sender, "size": size, "error": reason}
-    raise TypeError(f"not a received message: {message!r}")
+        case SavedFile(sender=sender, path=path, size=size, name=name):
+            record = {"sender": sender, "size": size, "path": os.path.abspath(path)}
+        case UnsavedFile(sender=sender, size=size, reason=reason, name=name):
+            record = {"sender": sender, "size": size, "error": reason}
+        case _:
+            raise TypeError(f"not a received message: {message!r}")
+    if name is not None:
+        record["name"] = name
+    return record
 
 
 class Console:
@@ -264,6 +271,7 @@ class FileSendJob:
         source: the open file (owned from now on) and ``size`` its length.
         out: where the final "sent" line goes; ``err``: progress and errors.
         on_exit: called once with the exit status.
+        header: the file-name header sent before the file's bytes.
     """
 
     def __init__(
@@ -276,9 +284,11 @@ class FileSendJob:
         out: IO[str],
         err: IO[str],
         on_exit: Callable[[int], None],
+        header: bytes = b"",
     ) -> None:
         self._connection = connection
         self._recipients = recipients
+        self._header = header
         self._path = path
         self._source = source
         self._size = size
@@ -302,6 +312,7 @@ class FileSendJob:
             self._source,
             self._size,
             ProgressReporter(self._console, str(self._path)),
+            self._header,
         )
         done.addCallbacks(self._file_sent, self._file_failed)
         self._connection.finish()
