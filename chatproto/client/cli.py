@@ -15,41 +15,40 @@ The client is split by job; each module imports only the ones listed before it:
   events, the view); :mod:`chatproto.client.tcp` (:class:`ChatClientProtocol`)
   and :mod:`chatproto.client.udp` (:class:`ChatDatagramClient`) adapt the two
   transports to the codec of :mod:`chatproto.wire.client_codec`.
-* this module: the command line (:class:`Options`, :func:`main`, :func:`run`),
-  which connects, logs in, starts the chosen front end on a single reactor
-  and turns how the session ended into the exit status. It re-exports the
-  public names of the others.
+* :mod:`chatproto.client.options`: the command line (:class:`Options`);
+  :mod:`chatproto.client.endpoints`: reaching the server it names and
+  logging in (:func:`connect`), and why that failed.
+* this module: :func:`main` and :func:`run`, which start the chosen front
+  end on a single reactor and turn how the session ended into the exit
+  status. It re-exports the public names of the others.
 
 The client prints only its user-facing output; diagnostics go to
 ``twisted.logger``, whose observer here shows nothing but unexpected errors.
 """
 
-import ipaddress
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.stdio import StandardIO
 from twisted.logger import ILogObserver, LogEvent, Logger, formatEvent, globalLogBeginner
 from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import provider
 
-from chatproto.argtypes import AnyOrderOptions, port_number, positive_int
 from chatproto.client.connection import (
     CLOSE_TIMEOUT_S,
     LOGIN_TIMEOUT_S,
     LoginRefusedError,
     NoLoginReplyError,
 )
+from chatproto.client.endpoints import connect, login_error
 from chatproto.client.inbox import Inbox, Received, SavedFile, TextMessage, UnsavedFile
 from chatproto.client.naming import claim_file_name, safe_file_stem
+from chatproto.client.options import Options, SetupError
 from chatproto.client.sending import ChunkedFileSender, file_header_for, open_file_to_send
 from chatproto.client.tcp import ChatClientProtocol
 from chatproto.client.terminal import TerminalSession
@@ -65,11 +64,8 @@ from chatproto.client.views import (
     clock_text,
     error_line,
     json_record,
-    parse_recipients,
     render_message,
 )
-from chatproto.limits import Limits
-from chatproto.wire.grammar import is_valid_userid
 
 __all__ = [
     # the connection side and the command line
@@ -105,79 +101,6 @@ __all__ = [
 ]
 
 _log = Logger()
-
-
-# -- command line ----------------------------------------------------------------
-
-
-class Options(AnyOrderOptions):
-    """Command-line options of ``chat_client``: ``HOST PORT USERID`` and flags, in any order.
-
-    After parsing: ``host`` (str), ``port`` (int), ``user`` (bytes), ``send``
-    (list of recipient userids as bytes), ``file`` (str or None), ``udp``,
-    ``listen``, ``download-dir`` and ``max-message``.
-    """
-
-    synopsis = f"Usage: {PROGRAM} [options] HOST PORT USERID"
-    longdesc = (
-        "Log in to a chat server as USERID and chat from the terminal: a typed line goes to "
-        "everyone, /help lists the commands. With --listen, print received messages as JSON "
-        "lines; with --send USER --file PATH, send one file and exit."
-    )
-
-    optFlags = [
-        ["udp", None, "Talk to the server over UDP (short messages only; files need TCP)."],
-        ["listen", None, "Print received messages as JSON lines until interrupted."],
-    ]
-    optParameters = [
-        ["download-dir", "d", ".", "Directory where received files are saved."],
-        ["file", None, None, "With --send: the file to send; exit when it is sent."],
-        [
-            "max-message",
-            None,
-            Limits().max_message_bytes,
-            "Largest message body in bytes, received or sent (the server's default).",
-            positive_int,
-        ],
-    ]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self["send"] = []
-
-    def opt_send(self, value: str) -> None:
-        """Send --file to USER (repeatable, or USER,USER,...), then exit."""
-        try:
-            self["send"].extend(parse_recipients([value]))
-        except ValueError as error:
-            raise usage.UsageError(f"--send: {error}") from None
-
-    def parseArgs(self, host: str, port: str, user: str) -> None:
-        self["host"] = host
-        self["port"] = port_number(port)
-        raw_user = user.encode("utf-8", "surrogateescape")
-        if not is_valid_userid(raw_user):
-            raise usage.UsageError(
-                f"not a valid userid: {user!r} (1 to 32 printable ASCII characters, no space)"
-            )
-        self["user"] = raw_user
-
-    def postOptions(self) -> None:
-        self["send"] = list(dict.fromkeys(self["send"]))
-        if self["send"] and self["file"] is None:
-            raise usage.UsageError("--send needs --file PATH")
-        if self["file"] is not None and not self["send"]:
-            raise usage.UsageError("--file needs --send USER")
-        if self["send"] and self["listen"]:
-            raise usage.UsageError("--send and --listen do not go together")
-        if self["file"] is not None and self["udp"]:
-            raise usage.UsageError("files need TCP: drop --udp to send a file")
-        if not os.path.isdir(self["download-dir"]):
-            raise usage.UsageError(f"not a directory: {self['download-dir']}")
-
-    def limits(self) -> Limits:
-        """Return the :class:`Limits` these options ask for."""
-        return Limits(max_message_bytes=self["max-message"])
 
 
 def error_observer(err: IO[str]) -> Callable[[LogEvent], None]:
@@ -245,44 +168,6 @@ def _terminal(*streams: IO[str]) -> IO[str] | None:
         except (OSError, ValueError):  # closed, or no file behind it
             continue
     return None
-
-
-def connect(options: Options, reactor, inbox: Inbox) -> Deferred:  # type: ignore[no-untyped-def]
-    """Connect and log in as ``options`` say; fire with the logged-in connection.
-
-    Fails with the connection error, :class:`LoginRefusedError` or :class:`NoLoginReplyError`.
-    """
-    host, port, user, limits = options["host"], options["port"], options["user"], options.limits()
-    if options["udp"]:
-
-        def listen(address: str) -> Deferred:
-            client = ChatDatagramClient(user, (address, port), inbox, reactor, limits)
-            # A server on loopback is reached from loopback: bind nothing wider.
-            is_loopback = ipaddress.ip_address(address).is_loopback
-            reactor.listenUDP(0, client, interface=address if is_loopback else "")
-            return client.logged_in.addCallback(lambda _: client)
-
-        return reactor.resolve(host).addCallback(listen)
-    endpoint = endpoints.HostnameEndpoint(reactor, host, port, timeout=LOGIN_TIMEOUT_S)
-    protocol = ChatClientProtocol(user, inbox, reactor, limits)
-    connected = endpoints.connectProtocol(endpoint, protocol)
-    return connected.addCallback(lambda _: protocol.logged_in).addCallback(lambda _: protocol)
-
-
-def _login_error(options: Options, failure: Failure) -> str:
-    """Say in one line why connecting or logging in failed."""
-    where = f"{options['host']}:{options['port']}"
-    if failure.check(LoginRefusedError):
-        return f"cannot log in as {options['user'].decode('ascii')}: {failure.getErrorMessage()}"
-    if failure.check(NoLoginReplyError):
-        return f"cannot log in at {where}: {failure.getErrorMessage()}"
-    if failure.check(ConnectionRefusedError):
-        return f"cannot connect to {where}: connection refused (is the server running?)"
-    return f"cannot connect to {where}: {failure.getErrorMessage().rstrip('.')}"
-
-
-class SetupError(Exception):
-    """Something the command line names cannot be used: say it in one line, exit with 2."""
 
 
 def open_outgoing(options: Options) -> tuple[BinaryIO, int, bytes] | None:
@@ -355,7 +240,7 @@ def start(
     def failed(failure: Failure) -> None:
         if source is not None:
             source.close()
-        error_line(stderr, f"{PROGRAM}: {_login_error(options, failure)}")
+        error_line(stderr, f"{PROGRAM}: {login_error(options, failure)}")
         on_exit(1)
 
     return connect(options, reactor, inbox).addCallbacks(logged_in, failed)
