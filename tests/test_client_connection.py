@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from zope.interface import directlyProvides
 
 from chatproto.client.cli import (
     CLOSE_TIMEOUT_S,
@@ -173,6 +175,18 @@ def test_finish_after_the_connection_is_gone_writes_nothing(tmp_path: Path) -> N
     protocol.finish()
     assert (transport.is_write_closed, transport.value()) == (False, b"")
     assert len(view.lost) == 1
+
+
+def test_finish_over_tls_closes_tls_and_still_reads_the_answer(tmp_path: Path) -> None:
+    """Over TLS, ``finish`` closes TLS (not half of TCP) and an ERROR after it still counts."""
+    protocol, transport, view = logged_in_client(tmp_path)
+    directlyProvides(transport, ISSLTransport)
+    protocol.send_text([b"bob"], b"last words")
+    protocol.finish()
+    assert (transport.disconnecting, transport.is_write_closed) == (True, False)
+    assert transport.value().endswith(b"last words")
+    protocol.dataReceived(b"ERROR\n")
+    assert view.refusals == 1
 
 
 def test_server_that_never_closes_after_finish_is_aborted(tmp_path: Path) -> None:

@@ -10,7 +10,12 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IReactorTime
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IReactorTime,
+    ISSLTransport,
+)
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -65,6 +70,7 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         self._close_timer: IDelayedCall | None = None
         self._lost_reason: str | None = None
         self._is_lost = False
+        self._reads_while_closing = False  # a TLS session closing as asked still reads
 
     @property
     def is_sending_file(self) -> bool:
@@ -79,12 +85,17 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         self.transport.write(encode_login(self.user))
         self._start_login_timer()
 
+    @property
+    def _is_reading(self) -> bool:
+        """Whether received bytes still matter: not once we close, but for TLS's half-close."""
+        return not self.transport.disconnecting or self._reads_while_closing
+
     def dataReceived(self, data: bytes) -> None:
-        if self.transport.disconnecting:
+        if not self._is_reading:
             return
         try:
             self._decoder.feed(data)
-            while not self.transport.disconnecting:
+            while self._is_reading:
                 event = self._decoder.next_event()
                 if event is NEED_DATA:
                     return
@@ -93,7 +104,7 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         except Exception:
             self.log.failure("error handling data from the server")
             self._lost_reason = "internal error (see above)"
-            self.transport.abortConnection()
+            self._abort()
 
     def readConnectionLost(self) -> None:
         """The server closed its side: close ours too (a delivery cut short is dropped).
@@ -101,7 +112,7 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         A file still being sent could never arrive, so it is not flushed first.
         """
         if self._file_sender is not None:
-            self.transport.abortConnection()
+            self._abort()
         else:
             self.transport.loseConnection()
 
@@ -182,7 +193,7 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
                 # The body cannot be finished: only closing makes the server drop it.
                 self._lost_reason = f"sending a file failed: {result.getErrorMessage()}"
                 if self.transport is not None and not self.transport.disconnecting:
-                    self.transport.abortConnection()
+                    self._abort()
             else:
                 self._pump()
         return result
@@ -191,12 +202,20 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         if self._is_write_closed:
             return
         self._is_write_closed = True
-        self.transport.loseWriteConnection()
+        if ISSLTransport.providedBy(self.transport):
+            # No half-close at the TLS layer: loseWriteConnection would reach the TCP
+            # socket under it and cut off what TLS has not written yet. loseConnection
+            # writes it all, then close_notify, and the server's answers still arrive
+            # until its own close_notify.
+            self._reads_while_closing = True
+            self.transport.loseConnection()
+        else:
+            self.transport.loseWriteConnection()
         self._close_timer = self._clock.callLater(CLOSE_TIMEOUT_S, self._close_timed_out)
 
     def _close_timed_out(self) -> None:
         self._close_timer = None
-        self.transport.abortConnection()
+        self._abort()
 
     def _abandon_outbox(self) -> None:
         """The connection is gone: stop the transfer and fail the queued ones."""
@@ -215,5 +234,11 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
             self._drop()
 
     def _drop(self) -> None:
+        self._reads_while_closing = False
         if self.transport is not None:
             self.transport.loseConnection()
+
+    def _abort(self) -> None:
+        """Close at once, dropping what is unsent, and read nothing more."""
+        self._reads_while_closing = False
+        self.transport.abortConnection()
