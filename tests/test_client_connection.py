@@ -83,6 +83,17 @@ def test_connection_closed_before_login_reply_fails_login(tmp_path: Path) -> Non
     assert failures[0].check(NoLoginReplyError)
 
 
+def test_connection_failing_before_login_reports_its_own_error(tmp_path: Path) -> None:
+    """A connection lost before ``OK`` for a reason of its own (a TLS error) fails with it."""
+    protocol, _ = tcp_client(tmp_path)
+    failures: list[Failure] = []
+    protocol.logged_in.addErrback(failures.append)
+    protocol.connectionLost(Failure(OSError("certificate verify failed")))
+    assert failures[0].check(OSError) and failures[0].getErrorMessage() == (
+        "certificate verify failed"
+    )
+
+
 def test_delivery_reaches_the_view_as_text(tmp_path: Path) -> None:
     """A short delivery is reported to the attached view."""
     protocol, _, view = logged_in_client(tmp_path)

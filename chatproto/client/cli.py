@@ -30,7 +30,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from twisted.internet.defer import Deferred
 from twisted.internet.stdio import StandardIO
@@ -45,7 +45,7 @@ from chatproto.client.connection import (
     LoginRefusedError,
     NoLoginReplyError,
 )
-from chatproto.client.endpoints import connect, login_error
+from chatproto.client.endpoints import connect, login_error, tls_client_options, where
 from chatproto.client.inbox import Inbox, Received, SavedFile, TextMessage, UnsavedFile
 from chatproto.client.naming import claim_file_name, safe_file_stem
 from chatproto.client.options import Options, SetupError
@@ -197,11 +197,13 @@ def start(
     stderr: IO[str],
     on_exit: Callable[[int], None],
     outgoing: tuple[BinaryIO, int, bytes] | None = None,
+    tls: Any = None,
 ) -> Deferred:
     """Connect, log in and start the chosen front end.
 
     ``outgoing`` is the ``--file`` opened by :func:`open_outgoing` (owned from
-    now on). Every way this can end calls ``on_exit`` with the exit status, once.
+    now on), ``tls`` the options :func:`tls_client_options` made. Every way
+    this can end calls ``on_exit`` with the exit status, once.
     """
     source: BinaryIO | None = None
     if outgoing is not None:
@@ -209,13 +211,12 @@ def start(
         path = Path(options["file"])
     download_dir = Path(options["download-dir"])
     inbox = Inbox(download_dir)
-    where = f"{options['host']}:{options['port']}"
     user = options["user"].decode("ascii")
 
     def logged_in(connection: ChatConnection) -> None:
         # Once the process is stopping, the connection closing is no news.
         reactor.addSystemEventTrigger("before", "shutdown", connection.attach, _QuietView())
-        banner = f"logged in as {user} at {where} over {connection.transport_name}"
+        banner = f"logged in as {user} at {where(options)} over {connection.transport_name}"
         if options["listen"]:
             error_line(stderr, f"{banner}; listening (Ctrl-C to stop)")
             connection.attach(JsonLinesView(stdout, stderr, on_exit))
@@ -243,7 +244,7 @@ def start(
         error_line(stderr, f"{PROGRAM}: {login_error(options, failure)}")
         on_exit(1)
 
-    return connect(options, reactor, inbox).addCallbacks(logged_in, failed)
+    return connect(options, reactor, inbox, tls).addCallbacks(logged_in, failed)
 
 
 def main(
@@ -254,8 +255,9 @@ def main(
 ) -> int:
     """Run the client until its session ends; return the process exit status.
 
-    Exit status 2 for bad usage, including a ``--file`` that cannot be sent
-    (checked before connecting); 1 when connecting or logging in fails, the
+    Exit status 2 for bad usage, including a ``--file`` that cannot be sent,
+    a ``--ca`` that cannot be read, or ``--tls`` without the ``[tls]`` extra
+    (all checked before connecting); 1 when connecting or logging in fails, the
     connection is lost, or a ``--send`` fails; 0 otherwise (``/quit``,
     end of input, or Ctrl-C under ``--listen``).
     """
@@ -268,6 +270,7 @@ def main(
         error_line(stderr, f"{PROGRAM}: {error} (see {PROGRAM} --help)")
         return 2
     try:
+        tls = tls_client_options(options)
         outgoing = open_outgoing(options)
     except SetupError as error:
         error_line(stderr, f"{PROGRAM}: {error}")
@@ -291,7 +294,7 @@ def main(
             # In place of the reactor's own SIGINT handler (it restores the
             # original one when it stops).
             signal.signal(signal.SIGINT, on_sigint)
-        started = start(options, reactor, stdout, stderr, outcome.exit, outgoing)
+        started = start(options, reactor, stdout, stderr, outcome.exit, outgoing, tls)
         started.addErrback(crashed)
 
     reactor.callWhenRunning(begin)

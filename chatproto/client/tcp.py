@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IDelayedCall,
     IHalfCloseableProtocol,
@@ -46,7 +47,8 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
     arrives.
 
     Attributes:
-        transport_name: ``"TCP"``.
+        transport_name: what the connection runs over, for the banner: ``"TCP"``
+            unless told (``"TLS"``, ``"a unix socket"``).
         can_send_files: True.
         is_datagram: False: bodies are streamed, up to ``max_body_bytes``.
         max_body_bytes: the largest message body (``limits.max_message_bytes``).
@@ -57,9 +59,15 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
     is_datagram = False
 
     def __init__(
-        self, user: bytes, inbox: Inbox, clock: IReactorTime, limits: Limits | None = None
+        self,
+        user: bytes,
+        inbox: Inbox,
+        clock: IReactorTime,
+        limits: Limits | None = None,
+        transport_name: str = "TCP",
     ) -> None:
         super().__init__(user, inbox, clock)
+        self.transport_name = transport_name
         limits = limits if limits is not None else Limits()
         self.max_body_bytes = limits.max_message_bytes
         self._decoder = ClientDecoder(limits)
@@ -128,7 +136,10 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         self._inbox.abort()
         self._abandon_outbox()
         if not self.logged_in.called:
-            self._fail_login(NoLoginReplyError("the server closed the connection first"))
+            if reason is not None and not reason.check(ConnectionDone, ConnectionLost):
+                self._fail_login(reason.value)  # e.g. a TLS handshake that failed
+            else:
+                self._fail_login(NoLoginReplyError("the server closed the connection first"))
             return
         is_expected = self._is_finishing and self._lost_reason is None
         why = self._lost_reason or _reason_text(reason)
