@@ -2,7 +2,8 @@
 
 The client is split by job; each module imports only the ones listed before it:
 
-* :mod:`chatproto.client.naming`: names for received files
+* :mod:`chatproto.client.file_header`: the header that names a file in a
+  body (pure); :mod:`chatproto.client.naming`: names for received files
   (:func:`claim_file_name`); :mod:`chatproto.client.inbox`: what a delivery
   becomes (:class:`Inbox`, :class:`TextMessage`, :class:`SavedFile`);
   :mod:`chatproto.client.sending`: sending files (:class:`ChunkedFileSender`).
