@@ -14,6 +14,8 @@ from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
 from chatproto.server.workers import PARENT_PIPE_ENV, ParentWatch, parent_watch
+from chatproto.tap import makeService
+from tests.workers_support import CLUSTER, parse
 
 
 @pytest.fixture
@@ -110,6 +112,20 @@ def test_eof_while_the_reactor_is_already_stopping_is_not_an_error(pipe) -> None
     reader = the_reader(reactor)
     os.close(write_end)
     reader.connectionLost(Failure(reader.doRead()))
+
+
+@pytest.mark.parametrize("environ", [{}, {PARENT_PIPE_ENV: "0"}])
+def test_a_worker_service_watches_its_parent_only_when_started_by_the_monitor(
+    environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """makeService of a worker (not --workers itself) holds a ParentWatch on fd 0 exactly
+    when its environment names the parent pipe."""
+    monkeypatch.delenv(PARENT_PIPE_ENV, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    service = makeService(parse("9000", "--cluster", CLUSTER), reactor=MemoryReactorClock())
+    watches = [child for child in service if isinstance(child, ParentWatch)]
+    assert [watch.fd for watch in watches] == ([0] if environ else [])
 
 
 def test_an_error_reading_the_pipe_is_logged_and_stops_nothing(pipe) -> None:

@@ -105,11 +105,13 @@ def worker_monitor(
     """Return a monitor that runs ``count`` workers, each running ``command``.
 
     The workers are named ``worker-1`` to ``worker-<count>`` and get this
-    process's environment and working directory.
+    process's environment, plus :data:`PARENT_PIPE_ENV` (their standard input,
+    whose write end Twisted keeps in this process alone), and working directory.
     """
     monitor = WorkerMonitor(reactor)
+    env = {**os.environ, PARENT_PIPE_ENV: "0"}
     for number in range(1, count + 1):
-        monitor.addProcess(f"worker-{number}", list(command), env=dict(os.environ))
+        monitor.addProcess(f"worker-{number}", list(command), env=dict(env))
     return monitor
 
 
