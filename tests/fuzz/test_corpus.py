@@ -5,6 +5,8 @@ this test keeps it found. The rest of the module shows that the checks can
 fail: a decoder that breaks one of their invariants is caught.
 """
 
+from pathlib import Path
+
 import pytest
 
 from chatproto.limits import Limits
@@ -237,3 +239,23 @@ def test_the_relay_check_catches_a_round_trip_that_changes_a_field(monkeypatch) 
         except AssertionError:
             return
     raise AssertionError("no relay corpus file has a message with two recipients")
+
+
+def test_corpus_directory_is_the_one_the_runner_uses() -> None:
+    """The replay test reads the directory the runner fuzzes from."""
+    from tests.fuzz import run
+
+    assert Path(run.CORPUS_DIR) == CORPUS_DIR
+    assert tuple(sorted(run.TARGET_NAMES)) == tuple(sorted(TARGETS))
+
+
+def test_the_runner_adds_its_defaults_unless_given() -> None:
+    """The runner adds -dict, -max_len and -timeout to libFuzzer's options, unless given."""
+    from tests.fuzz import run
+
+    assert run._with_defaults(["-max_len=100", "-runs=5"]) == [
+        f"-dict={run.DICTIONARY}",
+        "-timeout=10",
+        "-max_len=100",
+        "-runs=5",
+    ]
