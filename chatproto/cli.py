@@ -19,7 +19,7 @@ from zope.interface import provider
 
 from chatproto.server.service import VERBOSE_NAMESPACE
 from chatproto.server.workers import WORKER_NAMESPACE
-from chatproto.tap import Options, makeService
+from chatproto.tap import Options, makeService, usage_error_line
 
 PROGRAM = "chat_server"
 
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options.parseOptions(argv)
     except usage.UsageError as error:
-        sys.stderr.write(f"{PROGRAM}: {error} (see {PROGRAM} --help)\n")
+        sys.stderr.write(usage_error_line(PROGRAM, error))
         return 2
 
     from twisted.internet import reactor

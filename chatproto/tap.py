@@ -18,6 +18,10 @@ from twisted.python import usage
 
 from chatproto.argtypes import (
     AnyOrderOptions,
+    BadValueError,
+    OptionError,
+    directory,
+    integer,
     port_number,
     positive_float,
     positive_int,
@@ -112,8 +116,20 @@ class Options(AnyOrderOptions):
         ],
     ]
     optParameters = [
-        ["interface", "i", "0.0.0.0", "Address to listen on (default: all IPv4 interfaces)."],
-        ["spool-dir", None, None, "Directory for spool files (default: the system's temp dir)."],
+        [
+            "interface",
+            "i",
+            "0.0.0.0",
+            "IPv4 or IPv6 address to listen on; 0.0.0.0 is every IPv4 interface, :: every "
+            "interface.",
+        ],
+        [
+            "spool-dir",
+            None,
+            None,
+            "Directory for spool files (default: the system's temp dir).",
+            directory,
+        ],
         [
             "metrics-port",
             None,
@@ -136,7 +152,7 @@ class Options(AnyOrderOptions):
             None,
             None,
             "Seed for the random messages, for reproducible runs (default: unpredictable).",
-            int,
+            integer,
         ],
         [
             "workers",
@@ -164,7 +180,7 @@ class Options(AnyOrderOptions):
 
     def opt_port(self, value: str) -> None:
         """Listen on TCP and UDP port PORT (repeatable)."""
-        self["ports"].append(port_number(value))
+        self["ports"].append(_port(value, "--port"))
 
     opt_p = opt_port
 
@@ -187,7 +203,7 @@ class Options(AnyOrderOptions):
 
     def parseArgs(self, *ports: str) -> None:
         for port in ports:
-            self.opt_port(port)
+            self["ports"].append(_port(port, "<port>"))
 
     def postOptions(self) -> None:
         if not self["ports"] and not self["listen"]:
@@ -246,6 +262,25 @@ class Options(AnyOrderOptions):
                 ):
                     values[declared.attribute] = PUBLIC_LIMITS[declared.attribute]
         return Limits(**values)
+
+
+def usage_error_line(program: str, error: usage.UsageError) -> str:
+    """Return the one line that reports a bad command line of ``program``.
+
+    An error about one option's value names that option already; any other
+    (no port, an unknown option) also points at ``--help``.
+    """
+    if isinstance(error, OptionError):
+        return f"{program}: {error}\n"
+    return f"{program}: {error} (see {program} --help)\n"
+
+
+def _port(text: str, option: str) -> int:
+    """Return the port number ``text`` given as ``option``, or raise an error naming it."""
+    try:
+        return port_number(text)
+    except BadValueError as error:
+        raise OptionError(option, str(error)) from None
 
 
 def raise_open_file_limit() -> None:
