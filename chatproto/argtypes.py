@@ -178,4 +178,3 @@ port_number.coerceDoc = "A port number, 1 to 65535."  # type: ignore[attr-define
 integer.coerceDoc = "An integer."  # type: ignore[attr-defined]
 positive_int.coerceDoc = "An integer, at least 1."  # type: ignore[attr-defined]
 positive_float.coerceDoc = "A number greater than 0."  # type: ignore[attr-defined]
-

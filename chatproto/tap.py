@@ -6,6 +6,7 @@ with ``--workers N`` it builds instead a supervisor of N such processes.
 Nothing else happens here: parsing, wiring, and no behaviour of its own.
 """
 
+import platform
 import random
 import resource
 import sys
@@ -13,9 +14,11 @@ from collections.abc import Callable, Sequence
 
 from twisted.application import internet, strports
 from twisted.application.service import MultiService
+from twisted.copyright import version as twisted_version
 from twisted.internet.endpoints import quoteStringArgument
 from twisted.python import usage
 
+from chatproto import __version__
 from chatproto.argtypes import (
     AnyOrderOptions,
     BadValueError,
@@ -36,6 +39,19 @@ from chatproto.server.udp import ChatDatagramProtocol, UDPClients
 from chatproto.server.workers import parent_watch, worker_monitor
 
 _DEFAULT = Limits()
+
+
+def version_text() -> str:
+    """Return what ``--version`` prints: chatproto's version, then what it runs on.
+
+    The first line is ``chatproto <version>``; each later line names one
+    thing the server is built on, so that a bug report can quote them all.
+    """
+    lines = [
+        f"chatproto {__version__}",
+        f"Twisted {twisted_version}, Python {platform.python_version()}",
+    ]
+    return "\n".join(lines)
 
 
 def _limit_options() -> list[list[object]]:
@@ -177,6 +193,11 @@ class Options(AnyOrderOptions):
         """Parse ``options`` (default: ``sys.argv[1:]``) and remember them as given."""
         self.argv = list(sys.argv[1:] if options is None else options)
         super().parseOptions(self.argv)
+
+    def opt_version(self) -> None:
+        """Print chatproto's version (and Twisted's and Python's) and exit."""
+        print(version_text())
+        sys.exit(0)
 
     def opt_port(self, value: str) -> None:
         """Listen on TCP and UDP port PORT (repeatable)."""
