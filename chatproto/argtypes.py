@@ -4,10 +4,13 @@ The value types take an option's text and return the value, or raise
 :class:`BadValueError`, whose message says what the value must be and quotes it.
 :class:`AnyOrderOptions` lets options and arguments mix, and names the
 option in every value error (``--max-line: must be an integer of at least 1
-(got '0')``), whichever value type refused it.
+(got '0')``), whichever value type refused it. :func:`require_extra` and
+:func:`missing_extra` turn a module that is not installed into the
+``pip install 'chatproto[...]'`` that installs it.
 """
 
 import getopt
+import importlib
 import math
 import os
 import sys
@@ -15,6 +18,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.python import usage
+
+#: The extra that installs each optional module an option may need, and the
+#: distribution that holds the module (what ``pip`` would name).
+EXTRAS: dict[str, tuple[str, str]] = {
+    "OpenSSL": ("tls", "pyOpenSSL"),
+    "cryptography": ("tls", "cryptography"),
+    "service_identity": ("tls", "service_identity"),
+    "prometheus_client": ("metrics", "prometheus_client"),
+    "txredisapi": ("cluster", "txredisapi"),
+    "hiredis": ("cluster", "hiredis"),
+}
 
 
 class OptionError(usage.UsageError):
@@ -178,3 +192,33 @@ port_number.coerceDoc = "A port number, 1 to 65535."  # type: ignore[attr-define
 integer.coerceDoc = "An integer."  # type: ignore[attr-defined]
 positive_int.coerceDoc = "An integer, at least 1."  # type: ignore[attr-defined]
 positive_float.coerceDoc = "A number greater than 0."  # type: ignore[attr-defined]
+
+
+def missing_extra(error: ImportError) -> str | None:
+    """Return what installs the module ``error`` says is missing, or None if no extra does.
+
+    The text is ``pyOpenSSL: pip install 'chatproto[tls]'``, to follow
+    "needs" (the distribution's name, then the command that installs it).
+    """
+    name = (error.name or "").partition(".")[0]
+    if name not in EXTRAS:
+        return None
+    extra, distribution = EXTRAS[name]
+    return f"{distribution}: pip install 'chatproto[{extra}]'"
+
+
+def require_extra(option: str, module: str) -> None:
+    """Import ``module``, which ``option`` needs, or raise the usage error that says how.
+
+    Raises:
+        OptionError: ``module`` (or a module it needs) cannot be imported;
+            the message names the extra that installs it when one does
+            (``--metrics-port: needs prometheus_client: pip install
+            'chatproto[metrics]'``).
+    """
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        hint = missing_extra(error)
+        problem = f"needs {hint}" if hint else f"cannot import {module}: {error}"
+        raise OptionError(option, problem) from None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from twisted.application import internet, strports
 from twisted.application.service import MultiService
 from twisted.copyright import version as twisted_version
-from twisted.internet.endpoints import quoteStringArgument
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.python import usage
 
 from chatproto import __version__
@@ -25,9 +25,11 @@ from chatproto.argtypes import (
     OptionError,
     directory,
     integer,
+    missing_extra,
     port_number,
     positive_float,
     positive_int,
+    require_extra,
 )
 from chatproto.cluster.address import redis_url
 from chatproto.limits import KIB, LIMITS, MIB, PUBLIC_LIMITS, Limit, Limits, Rate, Unit
@@ -230,22 +232,15 @@ class Options(AnyOrderOptions):
         if not self["ports"] and not self["listen"]:
             raise usage.UsageError("give at least one port (or --listen endpoint) to listen on")
         self["ports"] = list(dict.fromkeys(self["ports"]))
+        self["listen"] = list(dict.fromkeys(self["listen"]))
+        for endpoint in self["listen"]:
+            check_endpoint(endpoint)
         if self["workers"] > 1:
             self._check_workers()
         if self["metrics-port"] is not None:
-            try:
-                import prometheus_client  # noqa: F401
-            except ImportError:
-                raise usage.UsageError(
-                    "--metrics-port needs prometheus_client: pip install 'chatproto[metrics]'"
-                ) from None
-        if self["cluster"] is not None:
-            try:  # the cluster layer, and the extra it needs (txredisapi)
-                import chatproto.cluster.router  # noqa: F401
-            except ImportError:
-                raise usage.UsageError(
-                    "--cluster needs txredisapi: pip install 'chatproto[cluster]'"
-                ) from None
+            require_extra("--metrics-port", "prometheus_client")
+        if self["cluster"] is not None:  # the cluster layer, and the extra it needs
+            require_extra("--cluster", "chatproto.cluster.router")
 
     def _check_workers(self) -> None:
         """Refuse what several worker processes cannot share."""
@@ -283,6 +278,81 @@ class Options(AnyOrderOptions):
                 ):
                     values[declared.attribute] = PUBLIC_LIMITS[declared.attribute]
         return Limits(**values)
+
+
+#: Endpoint types whose first argument is a port number.
+_PORT_ENDPOINTS = frozenset({"tcp", "tcp6", "ssl"})
+
+
+def endpoint_arguments(text: str) -> tuple[str, list[str], list[str]]:
+    """Return an endpoint string's type, its positional arguments and its keywords' names.
+
+    Follows Twisted's grammar (``twisted.internet.endpoints``): arguments
+    are separated by ``:``, a keyword argument is ``name=value``, and ``\\``
+    makes the next character plain. Values come back unescaped.
+    """
+    parts: list[list[tuple[str, bool]]] = [[]]
+    escaped = False
+    for char in text:
+        if escaped:
+            parts[-1].append((char, True))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            parts.append([])
+        else:
+            parts[-1].append((char, False))
+    kind = "".join(char for char, _ in parts[0])
+    positional: list[str] = []
+    keywords: list[str] = []
+    for part in parts[1:]:
+        plain = "".join(char for char, _ in part)
+        if ("=", False) in part:
+            keywords.append(plain[: part.index(("=", False))])
+        else:
+            positional.append(plain)
+    return kind, positional, keywords
+
+
+def check_endpoint(text: str) -> None:
+    """Check that ``text`` is a server endpoint Twisted can build, without listening on it.
+
+    The endpoint is built against the reactor and dropped: this reads an
+    ``ssl:`` endpoint's key and certificate and imports what its type needs,
+    so a mistake there is a usage error before anything starts. What only
+    listening can tell (a port in use, a directory that does not exist) is
+    found when the service starts.
+
+    Raises:
+        OptionError: ``--listen`` cannot use ``text``; the message says why,
+            and for a type whose extra is not installed, how to install it.
+    """
+    kind, positional, keywords = endpoint_arguments(text)
+    if kind in _PORT_ENDPOINTS and positional and not _is_port_or_zero(positional[0]):
+        raise OptionError("--listen", f"the port must be a number from 0 to 65535 (got {text!r})")
+    if kind == "unix" and not any(positional[:1]) and "address" not in keywords:
+        raise OptionError("--listen", f"a unix endpoint needs the socket's path (got {text!r})")
+    from twisted.internet import reactor
+
+    try:
+        serverFromString(reactor, text)
+    except ImportError as error:
+        hint = missing_extra(error)
+        if hint is None:
+            raise OptionError("--listen", f"{kind} endpoints cannot be used: {error}") from None
+        raise OptionError("--listen", f"{kind} endpoints need {hint}") from None
+    except OSError as error:
+        raise OptionError(
+            "--listen", f"cannot read {error.filename}: {error.strerror} (got {text!r})"
+        ) from None
+    except Exception as error:  # what Twisted's parsers refuse: ValueError, TypeError, SSL errors
+        raise OptionError("--listen", f"not a usable endpoint: {error} (got {text!r})") from None
+
+
+def _is_port_or_zero(text: str) -> bool:
+    """Whether ``text`` is a port number an endpoint accepts: 0 (any free port) to 65535."""
+    return text.isdigit() and int(text) <= 65535
 
 
 def usage_error_line(program: str, error: usage.UsageError) -> str:

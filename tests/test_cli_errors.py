@@ -5,6 +5,7 @@ end-to-end checks of the installed programs are in ``tests/test_cli_exits.py``.
 """
 
 import re
+import sys
 
 import pytest
 from twisted.python import usage
@@ -12,7 +13,8 @@ from twisted.python import usage
 from chatproto import cli
 from chatproto.argtypes import OptionError
 from chatproto.limits import LIMITS, Limit
-from chatproto.tap import Options
+from chatproto.tap import Options, endpoint_arguments
+from tests.tls_support import make_certificate
 
 
 def error_line(*args: str) -> str:
@@ -108,3 +110,88 @@ def test_help_has_no_doubled_period_and_states_each_default_once() -> None:
     entries = " ".join(text.split())
     interface = entries[entries.index("--interface=") : entries.index("--listen=")]
     assert interface.count("default") == 1
+
+
+# -- item 4: --listen endpoints are checked while the options are parsed ---------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "problem"),
+    [
+        ("bogus:123", "not a usable endpoint: Unknown endpoint type: 'bogus'"),
+        ("tcp:notaport", "the port must be a number from 0 to 65535"),
+        ("tcp6:99999", "the port must be a number from 0 to 65535"),
+        ("ssl:-1", "the port must be a number from 0 to 65535"),
+        ("tcp", "not a usable endpoint: _parseTCP() missing 1 required positional argument"),
+        ("unix:", "a unix endpoint needs the socket's path"),
+        ("tcp:9000:bogus=1", "not a usable endpoint: "),
+    ],
+)
+def test_a_bad_listen_endpoint_is_an_error_naming_listen(endpoint: str, problem: str) -> None:
+    """An endpoint Twisted cannot build is refused at parsing, naming --listen and the value."""
+    line = error_line("--listen", endpoint)
+    assert line.startswith(f"--listen: {problem}") and line.endswith(f" (got {endpoint!r})")
+
+
+def test_an_ssl_endpoint_with_a_missing_key_file_names_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An ssl: endpoint whose key file is missing is refused at parsing, naming the file."""
+    key = tmp_path / "key.pem"
+    endpoint = f"ssl:9443:privateKey={key}"
+    assert error_line("--listen", endpoint) == (
+        f"--listen: cannot read {key}: No such file or directory (got {endpoint!r})"
+    )
+
+
+def test_an_ssl_endpoint_with_a_file_that_is_no_key_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An ssl: endpoint whose key file holds no key is a usage error, not a traceback."""
+    key = tmp_path / "key.pem"
+    key.write_text("not a key\n")
+    endpoint = f"ssl:9443:privateKey={key}"
+    line = error_line("--listen", endpoint)
+    assert line.startswith("--listen: not a usable endpoint: ") and endpoint in line
+
+
+def test_good_listen_endpoints_pass_and_duplicates_count_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Valid tcp, tcp6, ssl and unix endpoints parse; one given twice is listened on once."""
+    cert, key = make_certificate(tmp_path)
+    ssl = f"ssl:9443:privateKey={key}:certKey={cert}"
+    options = Options()
+    options.parseOptions(
+        ["--listen", "tcp:9000", "--listen", "tcp6:9001", "--listen", ssl]
+        + ["--listen", "unix:/tmp/chat.sock", "--listen", "tcp:9000"]
+    )
+    assert len(options["listen"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "module", "extra", "distribution"),
+    [
+        ("--metrics-port", "9100", "prometheus_client", "metrics", "prometheus_client"),
+        ("--cluster", "redis://127.0.0.1:6379", "txredisapi", "cluster", "txredisapi"),
+    ],
+)
+def test_an_option_whose_extra_is_missing_says_which_pip_install(  # type: ignore[no-untyped-def]
+    monkeypatch, option, value, module, extra, distribution
+) -> None:
+    """--metrics-port or --cluster without its extra names the option and the pip install."""
+    monkeypatch.setitem(sys.modules, module, None)  # importing it now fails
+    for name in ("chatproto.cluster.router", "chatproto.server.metrics"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert error_line("9000", option, value) == (
+        f"{option}: needs {distribution}: pip install 'chatproto[{extra}]'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("tcp:9000", ("tcp", ["9000"], [])),
+        ("tcp6:9000:interface=\\:\\:1", ("tcp6", ["9000"], ["interface"])),
+        ("unix:/run/a\\:b.sock:mode=600", ("unix", ["/run/a:b.sock"], ["mode"])),
+        ("ssl:9443:privateKey=k\\=1.pem", ("ssl", ["9443"], ["privateKey"])),
+        ("unix:a\\=b", ("unix", ["a=b"], [])),
+    ],
+)
+def test_endpoint_arguments_follow_twisteds_grammar(text: str, parts: tuple) -> None:
+    """Arguments split at unescaped colons; a keyword is named up to its unescaped '='."""
+    assert endpoint_arguments(text) == parts

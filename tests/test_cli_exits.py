@@ -1,0 +1,136 @@
+"""What the installed ``chat_server`` and ``twistd -n chat`` print and exit with when they fail.
+
+Each program is started through the ``launch`` fixture, as a user would run
+it, and left to exit on its own (bounded). A bad command line is one line on
+stderr and status 2; what cannot be listened on is one line and status 1;
+nothing ever prints a traceback. A missing extra is simulated with a
+``sitecustomize`` that makes its module unimportable, as if it had never
+been installed.
+"""
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chatproto import __version__
+from tests.e2e_support import CHAT_SERVER, HOST, REPO_ROOT, TIMEOUT_S, TWISTD, Server
+
+#: Gives each run its own output files (the launch fixture names them by port).
+_RUNS = itertools.count(1)
+
+
+@dataclass
+class Exit:
+    """How a program ended: its status and everything it wrote."""
+
+    status: int
+    stdout: str
+    stderr: str
+
+
+def program_command(launcher: str, args: Sequence[str]) -> list[str]:
+    """Return the command line a user types for ``launcher`` with ``args`` after ``chat``."""
+    if launcher == "chat_server":
+        return [str(CHAT_SERVER), *args]
+    return [str(TWISTD), "-n", "--pidfile=", "chat", *args]
+
+
+def without_modules(directory: Path, modules: Sequence[str]) -> list[str]:
+    """Return an ``env`` prefix under which ``modules`` cannot be imported (a missing extra)."""
+    directory.mkdir(exist_ok=True)
+    (directory / "sitecustomize.py").write_text(
+        "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in modules)
+    )
+    return ["env", f"PYTHONPATH={directory}:{REPO_ROOT}"]
+
+
+@pytest.fixture
+def run_to_exit(launch: Callable[..., Server], tmp_path: Path) -> Callable[..., Exit]:
+    """Run a program through ``launch`` until it exits by itself; return how it ended.
+
+    ``run_to_exit(launcher, *args, missing=())`` runs ``chat_server ARGS`` or
+    ``twistd -n --pidfile= chat ARGS`` with the modules in ``missing``
+    unimportable, and fails if it is still running after the usual timeout.
+    """
+
+    def run(launcher: str, *args: str, missing: Sequence[str] = ()) -> Exit:
+        command = program_command(launcher, args)
+        if missing:
+            command = [*without_modules(tmp_path / "shim", missing), *command]
+        server = launch(launcher, [next(_RUNS)], command=command, wait=None)
+        server.process.wait(timeout=TIMEOUT_S)
+        status = server.stop()
+        return Exit(status, server.stdout.decode(), server.stderr.decode())
+
+    return run
+
+
+def assert_one_line(result: Exit, status: int, line: str) -> None:
+    """Assert ``status``, exactly ``line`` on stderr, nothing on stdout, no traceback."""
+    assert (result.status, result.stderr, result.stdout) == (status, line + "\n", "")
+
+
+# -- item 4: a bad or unusable --listen, --metrics-port, --cluster ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["--listen", "bogus:123"],
+            "--listen: not a usable endpoint: Unknown endpoint type: 'bogus' (got 'bogus:123')",
+        ),
+        (
+            ["--listen", "tcp:notaport"],
+            "--listen: the port must be a number from 0 to 65535 (got 'tcp:notaport')",
+        ),
+        (["--max-line=0"], "--max-line: must be an integer of at least 1 (got '0')"),
+        (["--max-line=abc"], "--max-line: must be an integer of at least 1 (got 'abc')"),
+    ],
+)
+def test_chat_server_bad_option_is_one_line_and_status_2(run_to_exit, args, line) -> None:  # type: ignore[no-untyped-def]
+    """A bad --listen endpoint or limit: status 2 and one line naming the option."""
+    result = run_to_exit("chat_server", "9000", "-i", HOST, *args)
+    assert_one_line(result, 2, f"chat_server: {line}")
+
+
+@pytest.mark.parametrize(
+    ("args", "missing", "line"),
+    [
+        (
+            ["--listen", "ssl:9443:privateKey=key.pem"],
+            ["OpenSSL"],
+            "--listen: ssl endpoints need pyOpenSSL: pip install 'chatproto[tls]'",
+        ),
+        (
+            ["--metrics-port", "9100"],
+            ["prometheus_client"],
+            "--metrics-port: needs prometheus_client: pip install 'chatproto[metrics]'",
+        ),
+        (
+            ["--cluster", "redis://127.0.0.1:6379"],
+            ["txredisapi"],
+            "--cluster: needs txredisapi: pip install 'chatproto[cluster]'",
+        ),
+    ],
+    ids=["tls", "metrics", "cluster"],
+)
+def test_chat_server_option_without_its_extra_says_which_pip_install(  # type: ignore[no-untyped-def]
+    run_to_exit, args, missing, line
+) -> None:
+    """An option whose extra is not installed: status 2 and the pip install that fixes it."""
+    result = run_to_exit("chat_server", "9000", "-i", HOST, *args, missing=missing)
+    assert_one_line(result, 2, f"chat_server: {line}")
+
+
+# -- item 7: --version -----------------------------------------------------------------------
+
+
+def test_chat_server_version_names_chatproto(run_to_exit) -> None:  # type: ignore[no-untyped-def]
+    """chat_server --version prints 'chatproto <version>' first and exits 0."""
+    result = run_to_exit("chat_server", "--version")
+    assert (result.status, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[0] == f"chatproto {__version__}"
