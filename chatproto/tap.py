@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from twisted.application import internet, strports
 from twisted.application.service import MultiService
 from twisted.copyright import version as twisted_version
+from twisted.internet.abstract import isIPv6Address
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.python import usage
 
@@ -208,7 +209,7 @@ class Options(AnyOrderOptions):
     opt_p = opt_port
 
     def opt_listen(self, endpoint: str) -> None:
-        """Also listen on a Twisted stream endpoint (repeatable): tcp6:9000, ssl:9443:privateKey=key.pem:certKey=cert.pem, unix:/run/chat.sock ..."""  # noqa: E501
+        """Also listen on a Twisted stream endpoint (repeatable): tcp6:9000, ssl:9443:privateKey=key.pem:certKey=cert.pem, unix:/run/chat.sock ... A tcp: or ssl: endpoint without interface= gets --interface; a unix: one without mode= gets mode=660."""  # noqa: E501
         self["listen"].append(endpoint)
 
     def opt_limit_exempt(self, network: str) -> None:
@@ -232,9 +233,10 @@ class Options(AnyOrderOptions):
         if not self["ports"] and not self["listen"]:
             raise usage.UsageError("give at least one port (or --listen endpoint) to listen on")
         self["ports"] = list(dict.fromkeys(self["ports"]))
-        self["listen"] = list(dict.fromkeys(self["listen"]))
-        for endpoint in self["listen"]:
+        given = list(dict.fromkeys(self["listen"]))
+        for endpoint in given:  # as given, so that an error quotes what the user wrote
             check_endpoint(endpoint)
+        self["listen"] = [effective_endpoint(endpoint, self["interface"]) for endpoint in given]
         if self["workers"] > 1:
             self._check_workers()
         if self["metrics-port"] is not None:
@@ -282,6 +284,30 @@ class Options(AnyOrderOptions):
 
 #: Endpoint types whose first argument is a port number.
 _PORT_ENDPOINTS = frozenset({"tcp", "tcp6", "ssl"})
+
+#: The mode of a UNIX socket whose endpoint names none: read and write for the
+#: server's user and group, nothing for others. Twisted's own default, 0666,
+#: lets every local user connect, and a socket's mode is its only access
+#: control; the group is how a front end running as another user is let in.
+UNIX_SOCKET_MODE = 0o660
+
+
+def effective_endpoint(text: str, interface: str) -> str:
+    """Return the ``--listen`` endpoint ``text`` with the server's defaults filled in.
+
+    A ``tcp:`` or ``ssl:`` endpoint that names no ``interface=`` gets
+    ``--interface`` (a ``tcp6:`` one too when ``--interface`` is an IPv6
+    address), so ``-i 127.0.0.1`` keeps every listener on loopback. A
+    ``unix:`` endpoint that names no ``mode=`` gets :data:`UNIX_SOCKET_MODE`.
+    Anything the endpoint names itself is kept.
+    """
+    kind, _, keywords = endpoint_arguments(text)
+    takes_interface = kind in ("tcp", "ssl") or (kind == "tcp6" and isIPv6Address(interface))
+    if takes_interface and "interface" not in keywords:
+        return f"{text}:interface={quoteStringArgument(interface)}"
+    if kind == "unix" and "mode" not in keywords:
+        return f"{text}:mode={UNIX_SOCKET_MODE:o}"
+    return text
 
 
 def endpoint_arguments(text: str) -> tuple[str, list[str], list[str]]:
