@@ -11,7 +11,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO
 
-from twisted.internet.error import CannotListenError
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogBeginner
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -19,7 +18,7 @@ from zope.interface import provider
 
 from chatproto.server.service import VERBOSE_NAMESPACE
 from chatproto.server.workers import WORKER_NAMESPACE
-from chatproto.tap import Options, makeService, usage_error_line
+from chatproto.tap import ListenError, Options, makeService, usage_error_line
 
 PROGRAM = "chat_server"
 
@@ -75,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     service = makeService(options, reactor)
     try:
         service.startService()
-    except CannotListenError as error:
+    except ListenError as error:
         sys.stderr.write(f"{PROGRAM}: {error}\n")
         return 1
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)

@@ -13,10 +13,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from twisted.application import internet, strports
-from twisted.application.service import MultiService
+from twisted.application.service import IService, MultiService, Service
 from twisted.copyright import version as twisted_version
 from twisted.internet.abstract import isIPv6Address
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
 from twisted.python import usage
 
 from chatproto import __version__
@@ -42,6 +44,9 @@ from chatproto.server.udp import ChatDatagramProtocol, UDPClients
 from chatproto.server.workers import parent_watch, worker_monitor
 
 _DEFAULT = Limits()
+
+#: How a usage error under twistd names the program.
+TWISTD_PROGRAM = "twistd chat"
 
 
 def version_text() -> str:
@@ -193,9 +198,20 @@ class Options(AnyOrderOptions):
         self._exempt_given = False
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
-        """Parse ``options`` (default: ``sys.argv[1:]``) and remember them as given."""
+        """Parse ``options`` (default: ``sys.argv[1:]``) and remember them as given.
+
+        As ``twistd chat``'s options (when twistd is the parent), a usage
+        error is one line on stderr and exit status 2, as for ``chat_server``.
+        """
         self.argv = list(sys.argv[1:] if options is None else options)
-        super().parseOptions(self.argv)
+        try:
+            super().parseOptions(self.argv)
+        except usage.UsageError as error:
+            if self.parent is None:
+                raise
+            # Under twistd (our parent): it would print its whole usage and exit 1.
+            sys.stderr.write(usage_error_line(TWISTD_PROGRAM, error))
+            raise SystemExit(2) from None
 
     def opt_version(self) -> None:
         """Print chatproto's version (and Twisted's and Python's) and exit."""
@@ -412,12 +428,103 @@ def _tcp_endpoint(port: int, interface: str, backlog: int = _DEFAULT.listen_back
     return f"tcp:{port}:interface={quoteStringArgument(interface)}:backlog={backlog}"
 
 
+class ListenError(SystemExit, Exception):
+    """The server cannot listen on an address it was given; the message says which and why.
+
+    An ``Exception``, so that twistd's start-up, which catches those, removes
+    its pidfile and tells a waiting daemon parent; and a ``SystemExit``, so
+    that re-raised out of twistd it ends the process with status 1 and no
+    traceback. ``chat_server`` catches it and prints the message itself.
+
+    Attributes:
+        where: what could not be listened on (``TCP 127.0.0.1:9000``).
+        reason: why not (``Address already in use``).
+        code: the exit status, 1 (as for ``SystemExit``).
+    """
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"cannot listen on {where}: {reason}")
+        self.where = where
+        self.reason = reason
+        self.code = 1
+
+
+def _reason(error: object) -> str:
+    """Return why a listen failed, from its ``OSError`` (its ``strerror``) or its text."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
+
+
+def _address(interface: str, port: object) -> str:
+    """Return ``interface:port``, an IPv6 interface in brackets (``[::1]:9000``)."""
+    return f"[{interface}]:{port}" if ":" in interface else f"{interface}:{port}"
+
+
+class ServerService(MultiService):
+    """The server's services, started so that a listener that fails is one line, not a traceback.
+
+    Listeners are added with :meth:`add_listener`, which records what each
+    one is for the message. Whichever start is called (twistd calls
+    ``privilegedStartService`` first, to bind before dropping privileges;
+    ``chat_server`` only ``startService``), a child that cannot listen
+    stops it with :class:`ListenError`, after logging the same line as a
+    critical event (twistd's log shows it; ``chat_server`` prints it).
+    """
+
+    log = Logger()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._where: dict[IService, str] = {}
+
+    def add_listener(self, listener: IService, where: str) -> None:
+        """Add ``listener``, which listens on ``where`` (named so in a failure)."""
+        listener.setServiceParent(self)
+        self._where[listener] = where
+
+    def privilegedStartService(self) -> None:
+        """Bind every listener now (twistd does so before it drops privileges)."""
+        Service.privilegedStartService(self)
+        for child in self:
+            self._starting(child, child.privilegedStartService)
+
+    def startService(self) -> None:
+        """Start every child (binding the listeners not bound yet)."""
+        Service.startService(self)
+        for child in self:
+            self._starting(child, child.startService)
+
+    def _starting(self, child: IService, start) -> None:  # type: ignore[no-untyped-def]
+        """Call ``start``; turn a listen failure of ``child`` into :class:`ListenError`.
+
+        A listener's ``OSError`` counts (a UNIX socket in a directory that does
+        not exist fails in Twisted's lock file, before the bind); other
+        errors are bugs and keep their traceback.
+        """
+        where = self._where.get(child)
+        try:
+            start()
+        except CannotListenError as error:
+            where = where or _address(error.interface or "*", error.port)
+            self._fail(ListenError(where, _reason(error.socketError)))
+        except OSError as error:
+            if where is None:
+                raise
+            self._fail(ListenError(where, _reason(error)))
+
+    def _fail(self, error: ListenError) -> None:
+        """Log ``error`` as one critical line, then raise it."""
+        self.log.critical("{message}", message=str(error))
+        raise error
+
+
 def _supervisor(config: Options, reactor) -> MultiService:  # type: ignore[no-untyped-def]
     """Build the service of ``--workers N``: no listener, N worker processes.
 
     It first checks that every port can be shared (see :class:`ReusePortCheck`).
     """
-    top = MultiService()
+    top = ServerService()
     ReusePortCheck(config["ports"], config["interface"]).setServiceParent(top)
     command = [sys.executable, "-m", "chatproto", *config.worker_args()]
     worker_monitor(command, config["workers"], reactor).setServiceParent(top)
@@ -437,7 +544,7 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
     if config["workers"] > 1:
         return _supervisor(config, reactor)
     raise_open_file_limit()
-    top = MultiService()
+    top = ServerService()
     watch = parent_watch(reactor)  # a worker of --workers stops with its parent
     if watch is not None:
         watch.setServiceParent(top)
@@ -472,14 +579,17 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
                 _tcp_endpoint(port, interface, backlog), factory, reactor=reactor
             )
             udp = internet.UDPServer(port, udp_protocol, interface=interface, reactor=reactor)
-        tcp.setServiceParent(top)
-        udp.setServiceParent(top)
+        top.add_listener(tcp, f"TCP {_address(interface, port)}")
+        top.add_listener(udp, f"UDP {_address(interface, port)}")
     for endpoint in config["listen"]:
-        strports.service(endpoint, factory, reactor=reactor).setServiceParent(top)
+        listener = strports.service(endpoint, factory, reactor=reactor)
+        top.add_listener(listener, f"--listen {endpoint}")
     if config["metrics-port"] is not None:
         from chatproto.server.metrics import metrics_site
 
+        where = _address(config["metrics-interface"], config["metrics-port"])
         metrics = _tcp_endpoint(config["metrics-port"], config["metrics-interface"])
         site = metrics_site(chat, factory)
-        strports.service(metrics, site, reactor=reactor).setServiceParent(top)
+        listener = strports.service(metrics, site, reactor=reactor)
+        top.add_listener(listener, f"--metrics-port {where}")
     return top

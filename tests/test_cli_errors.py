@@ -1,19 +1,25 @@
 """A bad command line is one line naming the option, never a traceback (no process started).
 
-Parsing errors go through ``chatproto.cli.main`` in this process; the
-end-to-end checks of the installed programs are in ``tests/test_cli_exits.py``.
+Parsing errors go through ``Options`` and ``chatproto.cli.main`` in this
+process, listen failures through ``ServerService`` with listeners that fail;
+the end-to-end checks of the installed programs are in ``tests/test_cli_exits.py``.
 """
 
+import errno
 import re
 import sys
 
 import pytest
+from twisted.application.service import Service
+from twisted.internet.error import CannotListenError
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python import usage
+from twisted.scripts.twistd import ServerOptions
 
 from chatproto import cli
 from chatproto.argtypes import OptionError
 from chatproto.limits import LIMITS, Limit
-from chatproto.tap import Options, endpoint_arguments
+from chatproto.tap import ListenError, Options, ServerService, endpoint_arguments
 from tests.tls_support import make_certificate
 
 
@@ -195,3 +201,105 @@ def test_an_option_whose_extra_is_missing_says_which_pip_install(  # type: ignor
 def test_endpoint_arguments_follow_twisteds_grammar(text: str, parts: tuple) -> None:
     """Arguments split at unescaped colons; a keyword is named up to its unescaped '='."""
     assert endpoint_arguments(text) == parts
+
+
+# -- item 6: a listener that fails, under either program; twistd's usage errors ---------------
+
+
+class FailingListener(Service):
+    """A listener whose bind fails with ``error`` (whichever start twistd or chat_server calls)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def privilegedStartService(self) -> None:
+        raise self.error
+
+    def startService(self) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize("start", ["privilegedStartService", "startService"])
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (
+            CannotListenError(
+                "127.0.0.1", 9000, OSError(errno.EADDRINUSE, "Address already in use")
+            ),
+            "cannot listen on TCP 127.0.0.1:9000: Address already in use",
+        ),
+        (
+            FileNotFoundError(errno.ENOENT, "No such file or directory", "123", None, "x.lock"),
+            "cannot listen on TCP 127.0.0.1:9000: No such file or directory",
+        ),
+    ],
+    ids=["in-use", "no-directory"],
+)
+def test_a_listener_that_fails_is_one_logged_line_and_status_1(start, error, line) -> None:  # type: ignore[no-untyped-def]
+    """Either start turns a failed listen into ListenError (status 1) and one critical line."""
+    top = ServerService()
+    top.add_listener(FailingListener(error), "TCP 127.0.0.1:9000")
+    with capturedLogs() as events, pytest.raises(ListenError) as raised:
+        getattr(top, start)()
+    assert (str(raised.value), raised.value.code) == (line, 1)
+    assert isinstance(raised.value, Exception) and isinstance(raised.value, SystemExit)
+    assert [(event["log_level"], formatEvent(event)) for event in events] == [
+        (LogLevel.critical, line)
+    ]
+
+
+def test_an_unnamed_child_that_cannot_listen_is_named_by_its_address() -> None:
+    """A child added without a name (the --workers port check) is named by the failed address."""
+    top = ServerService()
+    FailingListener(
+        CannotListenError("::1", 9000, OSError(13, "Permission denied"))
+    ).setServiceParent(top)
+    with capturedLogs(), pytest.raises(ListenError, match=r"^cannot listen on \[::1\]:9000: Perm"):
+        top.startService()
+
+
+def test_other_errors_of_a_child_are_not_hidden() -> None:
+    """An error that is not a listen failure (a bug) propagates as it is, traceback and all."""
+    top = ServerService()
+    FailingListener(OSError(5, "Input/output error")).setServiceParent(top)
+    with pytest.raises(OSError, match="Input/output"):
+        top.startService()
+
+
+def test_chat_server_reports_a_port_it_cannot_listen_on_with_status_1(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """chat_server's main prints a ListenError as one line on stderr and returns 1."""
+
+    def failing_service(config, reactor):  # type: ignore[no-untyped-def]
+        top = ServerService()
+        failure = CannotListenError("127.0.0.1", 9000, OSError(98, "Address already in use"))
+        top.add_listener(FailingListener(failure), "TCP 127.0.0.1:9000")
+        return top
+
+    monkeypatch.setattr(cli, "makeService", failing_service)
+    monkeypatch.setattr(cli.globalLogBeginner, "beginLoggingTo", lambda *a, **k: None)
+    with capturedLogs():
+        assert cli.main(["9000"]) == 1
+    assert capsys.readouterr() == (
+        "",
+        "chat_server: cannot listen on TCP 127.0.0.1:9000: Address already in use\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["-p", "abc"], "--port: must be a port number from 1 to 65535 (got 'abc')"),
+        (["-p", "9000", "--max-line=0"], "--max-line: must be an integer of at least 1 (got '0')"),
+        (
+            [],
+            "give at least one port (or --listen endpoint) to listen on (see twistd chat --help)",
+        ),
+    ],
+)
+def test_twistd_chat_usage_error_is_one_line_and_status_2(capsys, args, line) -> None:  # type: ignore[no-untyped-def]
+    """Under twistd a bad chat option is one line and status 2, not twistd's whole usage."""
+    with pytest.raises(SystemExit) as raised:
+        ServerOptions().parseOptions(["-n", "chat", *args])
+    assert raised.value.code == 2
+    assert capsys.readouterr() == ("", f"twistd chat: {line}\n")

@@ -9,14 +9,27 @@ been installed.
 """
 
 import itertools
-from collections.abc import Callable, Sequence
+import re
+import signal
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from chatproto import __version__
-from tests.e2e_support import CHAT_SERVER, HOST, REPO_ROOT, TIMEOUT_S, TWISTD, Server
+from tests.e2e_support import (
+    CHAT_SERVER,
+    HOST,
+    LAUNCHERS,
+    REPO_ROOT,
+    TIMEOUT_S,
+    TWISTD,
+    Server,
+    free_port,
+)
 
 #: Gives each run its own output files (the launch fixture names them by port).
 _RUNS = itertools.count(1)
@@ -134,3 +147,106 @@ def test_chat_server_version_names_chatproto(run_to_exit) -> None:  # type: igno
     result = run_to_exit("chat_server", "--version")
     assert (result.status, result.stderr) == (0, "")
     assert result.stdout.splitlines()[0] == f"chatproto {__version__}"
+
+
+# -- item 6: the same failures under both programs, and how each stops -----------------------
+
+#: The log line twistd -n shows (on stdout) for a listener that failed.
+TWISTD_CRITICAL = re.compile(r"^\S+ \[chatproto\.tap\.ServerService#critical\] (?P<text>.*)$")
+
+
+@contextmanager
+def holding_tcp_port(port: int) -> Iterator[None]:
+    """Hold a listening TCP socket on 127.0.0.1:``port`` for the ``with`` block."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, port))
+        sock.listen()
+        yield
+
+
+def assert_failed_to_listen(result: Exit, launcher: str, text: str) -> None:
+    """Assert status 1 and ``text`` as the one line the program gives for it, no traceback.
+
+    chat_server prints it on stderr. twistd -n logs it, once, on stdout (its
+    log), among its own start-up lines, and writes nothing on stderr.
+    """
+    if launcher == "chat_server":
+        assert_one_line(result, 1, f"chat_server: {text}")
+        return
+    mentions = [line for line in result.stdout.splitlines() if "cannot listen" in line]
+    logged = [TWISTD_CRITICAL.match(line) for line in mentions]
+    assert (result.status, [m and m["text"] for m in logged], result.stderr) == (1, [text], "")
+    assert "Traceback" not in result.stdout
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_port_in_use_is_one_line_and_status_1(run_to_exit, launcher) -> None:  # type: ignore[no-untyped-def]
+    """A TCP port held by another socket: status 1 and one line naming it, under both programs."""
+    port = free_port()
+    with holding_tcp_port(port):
+        result = run_to_exit(launcher, "-p", str(port), "-i", HOST)
+    text = f"cannot listen on TCP {HOST}:{port}: Address already in use"
+    assert_failed_to_listen(result, launcher, text)
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_unix_socket_in_a_missing_directory_is_one_line_and_status_1(  # type: ignore[no-untyped-def]
+    run_to_exit, launcher
+) -> None:
+    """--listen unix:/nonexistent/dir/x.sock: status 1 and one line, found when listening."""
+    result = run_to_exit(launcher, "--listen", "unix:/nonexistent/dir/x.sock")
+    endpoint = "unix:/nonexistent/dir/x.sock:mode=660"
+    text = f"cannot listen on --listen {endpoint}: No such file or directory"
+    assert_failed_to_listen(result, launcher, text)
+
+
+@pytest.mark.parametrize(
+    ("launcher", "program"), [("chat_server", "chat_server"), ("twistd", "twistd chat")]
+)
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["-p", "abc"], "--port: must be a port number from 1 to 65535 (got 'abc')"),
+        (["-p", "9000", "--max-line=0"], "--max-line: must be an integer of at least 1 (got '0')"),
+        (
+            ["-p", "9000", "--listen", "tcp:notaport"],
+            "--listen: the port must be a number from 0 to 65535 (got 'tcp:notaport')",
+        ),
+    ],
+)
+def test_a_bad_option_is_one_line_and_status_2(run_to_exit, launcher, program, args, line) -> None:  # type: ignore[no-untyped-def]
+    """A bad option value: status 2 and one line naming it, under both programs (no usage dump)."""
+    assert_one_line(run_to_exit(launcher, *args), 2, f"{program}: {line}")
+
+
+def test_twistd_chat_version_names_chatproto(run_to_exit) -> None:  # type: ignore[no-untyped-def]
+    """twistd chat --version prints 'chatproto <version>' first and exits 0."""
+    result = run_to_exit("twistd", "--version")
+    assert (result.status, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[0] == f"chatproto {__version__}"
+
+
+#: How each program ends on each signal: chat_server exits 0; twistd re-raises
+#: the signal (twisted.scripts.twistd.runApp), so it dies of it (Popen: -N).
+STOP_STATUS = {
+    ("chat_server", signal.SIGTERM): 0,
+    ("chat_server", signal.SIGINT): 0,
+    ("twistd", signal.SIGTERM): -signal.SIGTERM,
+    ("twistd", signal.SIGINT): -signal.SIGINT,
+}
+
+
+@pytest.mark.parametrize(("launcher", "signum"), list(STOP_STATUS), ids=lambda v: str(v))
+def test_each_program_stops_on_sigterm_and_ctrl_c_with_its_status(
+    launch, launcher, signum
+) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM and SIGINT (Ctrl-C) stop each program cleanly, with the status README gives."""
+    port = free_port()
+    server = launch(launcher, [port])
+    server.process.send_signal(signum)
+    server.process.wait(timeout=TIMEOUT_S)
+    assert server.stop() == STOP_STATUS[(launcher, signum)]
+    output = server.stdout + server.stderr
+    assert b"Traceback" not in output and b"Unhandled" not in output
+    if launcher == "chat_server":
+        assert output == b""
