@@ -131,12 +131,15 @@ def test_chat_server_bad_option_is_one_line_and_status_2(run_to_exit, args, line
     ],
     ids=["tls", "metrics", "cluster"],
 )
-def test_chat_server_option_without_its_extra_says_which_pip_install(  # type: ignore[no-untyped-def]
-    run_to_exit, args, missing, line
+@pytest.mark.parametrize(
+    ("launcher", "program"), [("chat_server", "chat_server"), ("twistd", "twistd chat")]
+)
+def test_an_option_without_its_extra_says_which_pip_install(  # type: ignore[no-untyped-def]
+    run_to_exit, launcher, program, args, missing, line
 ) -> None:
     """An option whose extra is not installed: status 2 and the pip install that fixes it."""
-    result = run_to_exit("chat_server", "9000", "-i", HOST, *args, missing=missing)
-    assert_one_line(result, 2, f"chat_server: {line}")
+    result = run_to_exit(launcher, "-p", "9000", "-i", HOST, *args, missing=missing)
+    assert_one_line(result, 2, f"{program}: {line}")
 
 
 # -- item 7: --version -----------------------------------------------------------------------
