@@ -107,7 +107,8 @@ class AnyOrderOptions(usage.Options):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "optParameters" in cls.__dict__:
-            cls.optParameters = _named_rows(cls.__dict__["optParameters"])
+            rows = _named_rows(cls.__dict__["optParameters"])
+            cls.optParameters = rows  # type: ignore[attr-defined]
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """Parse ``options``, which may mix options and arguments in any order."""
