@@ -30,7 +30,10 @@ def error_line(*args: str) -> str:
     return str(raised.value)
 
 
-@pytest.mark.parametrize("declared", LIMITS, ids=lambda declared: declared.option)
+NUMBER_LIMITS = [declared for declared in LIMITS if not declared.is_rate]
+
+
+@pytest.mark.parametrize("declared", NUMBER_LIMITS, ids=lambda declared: declared.option)
 @pytest.mark.parametrize("bad", ["0", "-3", "abc", ""])
 def test_each_limit_option_error_names_the_option_and_the_value(declared: Limit, bad: str) -> None:
     """A limit refuses a bad value naming the option, what it must be and what it got."""
@@ -53,6 +56,19 @@ def test_each_limit_option_error_names_the_option_and_the_value(declared: Limit,
             "--udp-expiry: must be a number greater than 0 (got 'nan')",
         ),
         (("9000", "--random-seed", "x"), "--random-seed: must be an integer (got 'x')"),
+        (
+            ("9000", "--flood-messages=0"),
+            "--flood-messages: the rate must be greater than 0 (got '0')",
+        ),
+        (
+            ("9000", "--flood-bytes=1MiB/0"),
+            "--flood-bytes: the burst must be at least 1 (got '1MiB/0')",
+        ),
+        (
+            ("9000", "--flood-bytes=lots"),
+            "--flood-bytes: must be RATE[/BURST] per second (e.g. 5/20 or 256KiB/4MiB), or off"
+            " (got 'lots')",
+        ),
         (("9000", "--workers", "two"), "--workers: must be an integer of at least 1 (got 'two')"),
         (
             ("9000", "--metrics-port", "0"),
