@@ -11,7 +11,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO
 
-from twisted.internet.error import CannotListenError
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogBeginner
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -19,7 +18,7 @@ from zope.interface import provider
 
 from chatproto.server.service import VERBOSE_NAMESPACE
 from chatproto.server.workers import WORKER_NAMESPACE
-from chatproto.tap import Options, makeService
+from chatproto.tap import ListenError, Options, makeService, usage_error_line
 
 PROGRAM = "chat_server"
 
@@ -65,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options.parseOptions(argv)
     except usage.UsageError as error:
-        sys.stderr.write(f"{PROGRAM}: {error} (see {PROGRAM} --help)\n")
+        sys.stderr.write(usage_error_line(PROGRAM, error))
         return 2
 
     from twisted.internet import reactor
@@ -75,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     service = makeService(options, reactor)
     try:
         service.startService()
-    except CannotListenError as error:
+    except ListenError as error:
         sys.stderr.write(f"{PROGRAM}: {error}\n")
         return 1
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)

@@ -52,24 +52,36 @@ class Rate:
 
     @classmethod
     def parse(cls, text: str) -> "Rate":
-        """Parse ``RATE[/BURST]``; sizes may end in KiB, MiB or GiB. BURST defaults to RATE."""
+        """Parse ``RATE[/BURST]``; sizes may end in KiB, MiB or GiB. BURST defaults to RATE.
+
+        Raises:
+            ValueError: ``text`` is not that; the message says what is wrong
+                without quoting ``text`` (the option's error quotes it).
+        """
         rate_text, _, burst_text = text.partition("/")
         per_second = _number(rate_text)
         burst = _number(burst_text) if burst_text else max(per_second, 1.0)
         if not per_second > 0:
-            raise ValueError(f"the rate must be positive (got {rate_text!r})")
-        if burst < 1:
-            raise ValueError(f"the burst must be at least 1 (got {burst_text!r})")
+            raise ValueError("the rate must be greater than 0")
+        if not burst >= 1:
+            raise ValueError("the burst must be at least 1")
         return cls(per_second, burst)
 
 
 def _number(text: str) -> float:
     """A number, possibly with a binary size suffix (``64KiB``)."""
     text = text.strip()
-    for suffix, size in _SIZE_SUFFIXES.items():
+    size = 1
+    for suffix, multiple in _SIZE_SUFFIXES.items():
         if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * size
-    return float(text)
+            text, size = text[: -len(suffix)], multiple
+            break
+    try:
+        return float(text) * size
+    except ValueError:
+        raise ValueError(
+            "must be RATE[/BURST] per second (e.g. 5/20 or 256KiB/4MiB), or off"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,21 +6,33 @@ with ``--workers N`` it builds instead a supervisor of N such processes.
 Nothing else happens here: parsing, wiring, and no behaviour of its own.
 """
 
+import platform
 import random
 import resource
 import sys
 from collections.abc import Callable, Sequence
 
 from twisted.application import internet, strports
-from twisted.application.service import MultiService
-from twisted.internet.endpoints import quoteStringArgument
+from twisted.application.service import IService, MultiService, Service
+from twisted.copyright import version as twisted_version
+from twisted.internet.abstract import isIPv6Address
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
 from twisted.python import usage
 
+from chatproto import __version__
 from chatproto.argtypes import (
     AnyOrderOptions,
+    BadValueError,
+    OptionError,
+    directory,
+    integer,
+    missing_extra,
     port_number,
     positive_float,
     positive_int,
+    require_extra,
 )
 from chatproto.cluster.address import redis_url
 from chatproto.limits import KIB, LIMITS, MIB, PUBLIC_LIMITS, Limit, Limits, Rate, Unit
@@ -32,6 +44,22 @@ from chatproto.server.udp import ChatDatagramProtocol, UDPClients
 from chatproto.server.workers import parent_watch, worker_monitor
 
 _DEFAULT = Limits()
+
+#: How a usage error under twistd names the program.
+TWISTD_PROGRAM = "twistd chat"
+
+
+def version_text() -> str:
+    """Return what ``--version`` prints: chatproto's version, then what it runs on.
+
+    The first line is ``chatproto <version>``; each later line names one
+    thing the server is built on, so that a bug report can quote them all.
+    """
+    lines = [
+        f"chatproto {__version__}",
+        f"Twisted {twisted_version}, Python {platform.python_version()}",
+    ]
+    return "\n".join(lines)
 
 
 def _limit_options() -> list[list[object]]:
@@ -112,8 +140,20 @@ class Options(AnyOrderOptions):
         ],
     ]
     optParameters = [
-        ["interface", "i", "0.0.0.0", "Address to listen on (default: all IPv4 interfaces)."],
-        ["spool-dir", None, None, "Directory for spool files (default: the system's temp dir)."],
+        [
+            "interface",
+            "i",
+            "0.0.0.0",
+            "IPv4 or IPv6 address to listen on; 0.0.0.0 is every IPv4 interface, :: every "
+            "interface.",
+        ],
+        [
+            "spool-dir",
+            None,
+            None,
+            "Directory for spool files (default: the system's temp dir).",
+            directory,
+        ],
         [
             "metrics-port",
             None,
@@ -136,7 +176,7 @@ class Options(AnyOrderOptions):
             None,
             None,
             "Seed for the random messages, for reproducible runs (default: unpredictable).",
-            int,
+            integer,
         ],
         [
             "workers",
@@ -158,18 +198,34 @@ class Options(AnyOrderOptions):
         self._exempt_given = False
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
-        """Parse ``options`` (default: ``sys.argv[1:]``) and remember them as given."""
+        """Parse ``options`` (default: ``sys.argv[1:]``) and remember them as given.
+
+        As ``twistd chat``'s options (when twistd is the parent), a usage
+        error is one line on stderr and exit status 2, as for ``chat_server``.
+        """
         self.argv = list(sys.argv[1:] if options is None else options)
-        super().parseOptions(self.argv)
+        try:
+            super().parseOptions(self.argv)
+        except usage.UsageError as error:
+            if self.parent is None:
+                raise
+            # Under twistd (our parent): it would print its whole usage and exit 1.
+            sys.stderr.write(usage_error_line(TWISTD_PROGRAM, error))
+            raise SystemExit(2) from None
+
+    def opt_version(self) -> None:
+        """Print chatproto's version (and Twisted's and Python's) and exit."""
+        print(version_text())
+        sys.exit(0)
 
     def opt_port(self, value: str) -> None:
         """Listen on TCP and UDP port PORT (repeatable)."""
-        self["ports"].append(port_number(value))
+        self["ports"].append(_port(value, "--port"))
 
     opt_p = opt_port
 
     def opt_listen(self, endpoint: str) -> None:
-        """Also listen on a Twisted stream endpoint (repeatable): tcp6:9000, ssl:9443:privateKey=key.pem:certKey=cert.pem, unix:/run/chat.sock ..."""  # noqa: E501
+        """Also listen on a Twisted stream endpoint (repeatable): tcp6:9000, ssl:9443:privateKey=key.pem:certKey=cert.pem, unix:/run/chat.sock ... A tcp: or ssl: endpoint without interface= gets --interface; a unix: one without mode= gets mode=660."""  # noqa: E501
         self["listen"].append(endpoint)
 
     def opt_limit_exempt(self, network: str) -> None:
@@ -187,28 +243,22 @@ class Options(AnyOrderOptions):
 
     def parseArgs(self, *ports: str) -> None:
         for port in ports:
-            self.opt_port(port)
+            self["ports"].append(_port(port, "<port>"))
 
     def postOptions(self) -> None:
         if not self["ports"] and not self["listen"]:
             raise usage.UsageError("give at least one port (or --listen endpoint) to listen on")
         self["ports"] = list(dict.fromkeys(self["ports"]))
+        given = list(dict.fromkeys(self["listen"]))
+        for endpoint in given:  # as given, so that an error quotes what the user wrote
+            check_endpoint(endpoint)
+        self["listen"] = [effective_endpoint(endpoint, self["interface"]) for endpoint in given]
         if self["workers"] > 1:
             self._check_workers()
         if self["metrics-port"] is not None:
-            try:
-                import prometheus_client  # noqa: F401
-            except ImportError:
-                raise usage.UsageError(
-                    "--metrics-port needs prometheus_client: pip install 'chatproto[metrics]'"
-                ) from None
-        if self["cluster"] is not None:
-            try:  # the cluster layer, and the extra it needs (txredisapi)
-                import chatproto.cluster.router  # noqa: F401
-            except ImportError:
-                raise usage.UsageError(
-                    "--cluster needs txredisapi: pip install 'chatproto[cluster]'"
-                ) from None
+            require_extra("--metrics-port", "prometheus_client")
+        if self["cluster"] is not None:  # the cluster layer, and the extra it needs
+            require_extra("--cluster", "chatproto.cluster.router")
 
     def _check_workers(self) -> None:
         """Refuse what several worker processes cannot share."""
@@ -248,6 +298,124 @@ class Options(AnyOrderOptions):
         return Limits(**values)
 
 
+#: Endpoint types whose first argument is a port number.
+_PORT_ENDPOINTS = frozenset({"tcp", "tcp6", "ssl"})
+
+#: The mode of a UNIX socket whose endpoint names none: read and write for the
+#: server's user and group, nothing for others. Twisted's own default, 0666,
+#: lets every local user connect, and a socket's mode is its only access
+#: control; the group is how a front end running as another user is let in.
+UNIX_SOCKET_MODE = 0o660
+
+
+def effective_endpoint(text: str, interface: str) -> str:
+    """Return the ``--listen`` endpoint ``text`` with the server's defaults filled in.
+
+    A ``tcp:`` or ``ssl:`` endpoint that names no ``interface=`` gets
+    ``--interface`` (a ``tcp6:`` one too when ``--interface`` is an IPv6
+    address), so ``-i 127.0.0.1`` keeps every listener on loopback. A
+    ``unix:`` endpoint that names no ``mode=`` gets :data:`UNIX_SOCKET_MODE`.
+    Anything the endpoint names itself is kept.
+    """
+    kind, _, keywords = endpoint_arguments(text)
+    takes_interface = kind in ("tcp", "ssl") or (kind == "tcp6" and isIPv6Address(interface))
+    if takes_interface and "interface" not in keywords:
+        return f"{text}:interface={quoteStringArgument(interface)}"
+    if kind == "unix" and "mode" not in keywords:
+        return f"{text}:mode={UNIX_SOCKET_MODE:o}"
+    return text
+
+
+def endpoint_arguments(text: str) -> tuple[str, list[str], list[str]]:
+    """Return an endpoint string's type, its positional arguments and its keywords' names.
+
+    Follows Twisted's grammar (``twisted.internet.endpoints``): arguments
+    are separated by ``:``, a keyword argument is ``name=value``, and ``\\``
+    makes the next character plain. Values come back unescaped.
+    """
+    parts: list[list[tuple[str, bool]]] = [[]]
+    escaped = False
+    for char in text:
+        if escaped:
+            parts[-1].append((char, True))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            parts.append([])
+        else:
+            parts[-1].append((char, False))
+    kind = "".join(char for char, _ in parts[0])
+    positional: list[str] = []
+    keywords: list[str] = []
+    for part in parts[1:]:
+        plain = "".join(char for char, _ in part)
+        if ("=", False) in part:
+            keywords.append(plain[: part.index(("=", False))])
+        else:
+            positional.append(plain)
+    return kind, positional, keywords
+
+
+def check_endpoint(text: str) -> None:
+    """Check that ``text`` is a server endpoint Twisted can build, without listening on it.
+
+    The endpoint is built against the reactor and dropped: this reads an
+    ``ssl:`` endpoint's key and certificate and imports what its type needs,
+    so a mistake there is a usage error before anything starts. What only
+    listening can tell (a port in use, a directory that does not exist) is
+    found when the service starts.
+
+    Raises:
+        OptionError: ``--listen`` cannot use ``text``; the message says why,
+            and for a type whose extra is not installed, how to install it.
+    """
+    kind, positional, keywords = endpoint_arguments(text)
+    if kind in _PORT_ENDPOINTS and positional and not _is_port_or_zero(positional[0]):
+        raise OptionError("--listen", f"the port must be a number from 0 to 65535 (got {text!r})")
+    if kind == "unix" and not any(positional[:1]) and "address" not in keywords:
+        raise OptionError("--listen", f"a unix endpoint needs the socket's path (got {text!r})")
+    from twisted.internet import reactor
+
+    try:
+        serverFromString(reactor, text)
+    except ImportError as error:
+        hint = missing_extra(error)
+        if hint is None:
+            raise OptionError("--listen", f"{kind} endpoints cannot be used: {error}") from None
+        raise OptionError("--listen", f"{kind} endpoints need {hint}") from None
+    except OSError as error:
+        raise OptionError(
+            "--listen", f"cannot read {error.filename}: {error.strerror} (got {text!r})"
+        ) from None
+    except Exception as error:  # what Twisted's parsers refuse: ValueError, TypeError, SSL errors
+        raise OptionError("--listen", f"not a usable endpoint: {error} (got {text!r})") from None
+
+
+def _is_port_or_zero(text: str) -> bool:
+    """Whether ``text`` is a port number an endpoint accepts: 0 (any free port) to 65535."""
+    return text.isdigit() and int(text) <= 65535
+
+
+def usage_error_line(program: str, error: usage.UsageError) -> str:
+    """Return the one line that reports a bad command line of ``program``.
+
+    An error about one option's value names that option already; any other
+    (no port, an unknown option) also points at ``--help``.
+    """
+    if isinstance(error, OptionError):
+        return f"{program}: {error}\n"
+    return f"{program}: {error} (see {program} --help)\n"
+
+
+def _port(text: str, option: str) -> int:
+    """Return the port number ``text`` given as ``option``, or raise an error naming it."""
+    try:
+        return port_number(text)
+    except BadValueError as error:
+        raise OptionError(option, str(error)) from None
+
+
 def raise_open_file_limit() -> None:
     """Raise the soft limit on open files to the hard limit: every client is a descriptor."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -260,12 +428,103 @@ def _tcp_endpoint(port: int, interface: str, backlog: int = _DEFAULT.listen_back
     return f"tcp:{port}:interface={quoteStringArgument(interface)}:backlog={backlog}"
 
 
+class ListenError(SystemExit, Exception):
+    """The server cannot listen on an address it was given; the message says which and why.
+
+    An ``Exception``, so that twistd's start-up, which catches those, removes
+    its pidfile and tells a waiting daemon parent; and a ``SystemExit``, so
+    that re-raised out of twistd it ends the process with status 1 and no
+    traceback. ``chat_server`` catches it and prints the message itself.
+
+    Attributes:
+        where: what could not be listened on (``TCP 127.0.0.1:9000``).
+        reason: why not (``Address already in use``).
+        code: the exit status, 1 (as for ``SystemExit``).
+    """
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"cannot listen on {where}: {reason}")
+        self.where = where
+        self.reason = reason
+        self.code = 1
+
+
+def _reason(error: object) -> str:
+    """Return why a listen failed, from its ``OSError`` (its ``strerror``) or its text."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
+
+
+def _address(interface: str, port: object) -> str:
+    """Return ``interface:port``, an IPv6 interface in brackets (``[::1]:9000``)."""
+    return f"[{interface}]:{port}" if ":" in interface else f"{interface}:{port}"
+
+
+class ServerService(MultiService):
+    """The server's services, started so that a listener that fails is one line, not a traceback.
+
+    Listeners are added with :meth:`add_listener`, which records what each
+    one is for the message. Whichever start is called (twistd calls
+    ``privilegedStartService`` first, to bind before dropping privileges;
+    ``chat_server`` only ``startService``), a child that cannot listen
+    stops it with :class:`ListenError`, after logging the same line as a
+    critical event (twistd's log shows it; ``chat_server`` prints it).
+    """
+
+    log = Logger()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._where: dict[IService, str] = {}
+
+    def add_listener(self, listener: IService, where: str) -> None:
+        """Add ``listener``, which listens on ``where`` (named so in a failure)."""
+        listener.setServiceParent(self)
+        self._where[listener] = where
+
+    def privilegedStartService(self) -> None:
+        """Bind every listener now (twistd does so before it drops privileges)."""
+        Service.privilegedStartService(self)
+        for child in self:
+            self._starting(child, child.privilegedStartService)
+
+    def startService(self) -> None:
+        """Start every child (binding the listeners not bound yet)."""
+        Service.startService(self)
+        for child in self:
+            self._starting(child, child.startService)
+
+    def _starting(self, child: IService, start) -> None:  # type: ignore[no-untyped-def]
+        """Call ``start``; turn a listen failure of ``child`` into :class:`ListenError`.
+
+        A listener's ``OSError`` counts (a UNIX socket in a directory that does
+        not exist fails in Twisted's lock file, before the bind); other
+        errors are bugs and keep their traceback.
+        """
+        where = self._where.get(child)
+        try:
+            start()
+        except CannotListenError as error:
+            where = where or _address(error.interface or "*", error.port)
+            self._fail(ListenError(where, _reason(error.socketError)))
+        except OSError as error:
+            if where is None:
+                raise
+            self._fail(ListenError(where, _reason(error)))
+
+    def _fail(self, error: ListenError) -> None:
+        """Log ``error`` as one critical line, then raise it."""
+        self.log.critical("{message}", message=str(error))
+        raise error
+
+
 def _supervisor(config: Options, reactor) -> MultiService:  # type: ignore[no-untyped-def]
     """Build the service of ``--workers N``: no listener, N worker processes.
 
     It first checks that every port can be shared (see :class:`ReusePortCheck`).
     """
-    top = MultiService()
+    top = ServerService()
     ReusePortCheck(config["ports"], config["interface"]).setServiceParent(top)
     command = [sys.executable, "-m", "chatproto", *config.worker_args()]
     worker_monitor(command, config["workers"], reactor).setServiceParent(top)
@@ -285,7 +544,7 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
     if config["workers"] > 1:
         return _supervisor(config, reactor)
     raise_open_file_limit()
-    top = MultiService()
+    top = ServerService()
     watch = parent_watch(reactor)  # a worker of --workers stops with its parent
     if watch is not None:
         watch.setServiceParent(top)
@@ -320,14 +579,17 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
                 _tcp_endpoint(port, interface, backlog), factory, reactor=reactor
             )
             udp = internet.UDPServer(port, udp_protocol, interface=interface, reactor=reactor)
-        tcp.setServiceParent(top)
-        udp.setServiceParent(top)
+        top.add_listener(tcp, f"TCP {_address(interface, port)}")
+        top.add_listener(udp, f"UDP {_address(interface, port)}")
     for endpoint in config["listen"]:
-        strports.service(endpoint, factory, reactor=reactor).setServiceParent(top)
+        listener = strports.service(endpoint, factory, reactor=reactor)
+        top.add_listener(listener, f"--listen {endpoint}")
     if config["metrics-port"] is not None:
         from chatproto.server.metrics import metrics_site
 
+        where = _address(config["metrics-interface"], config["metrics-port"])
         metrics = _tcp_endpoint(config["metrics-port"], config["metrics-interface"])
         site = metrics_site(chat, factory)
-        strports.service(metrics, site, reactor=reactor).setServiceParent(top)
+        listener = strports.service(metrics, site, reactor=reactor)
+        top.add_listener(listener, f"--metrics-port {where}")
     return top

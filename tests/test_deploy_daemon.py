@@ -12,7 +12,15 @@ import pytest
 from chatproto.wire.encode import encode_message
 from tests.daemons import daemon_command, read_pid, twistd_log_entries, wait_for_log_text
 from tests.deploy_support import ANOTHER_TWISTD, ROTATE_LENGTH, login_udp
-from tests.e2e_support import HOST, TIMEOUT_S, Deadline, free_port, free_ports, server_env
+from tests.e2e_support import (
+    HOST,
+    TIMEOUT_S,
+    Deadline,
+    free_port,
+    free_ports,
+    server_env,
+    wait_until,
+)
 from tests.sockets import TcpClient, UdpClient
 
 # -- 1. daemon: operator log lines ------------------------------------------------------------
@@ -118,3 +126,29 @@ def test_verbose_daemon_log_rotates_and_server_keeps_serving(daemons, clients):
     bob.expect(b"FROM carol\n14\nafter rotation")
     wait_for_log_text(daemon.logfile, "RCVD from 127.0.0.1: ME IS carol\\n")
     assert "ME IS carol" not in rotated.read_text("ascii")
+
+
+# -- 4. daemon: a port in use ------------------------------------------------------------------
+
+
+def test_daemon_on_a_port_in_use_exits_1_with_twistds_message_and_one_log_line(tmp_path, launch):
+    """A daemon that cannot listen: the launcher exits 1; the log has one line, no traceback."""
+    port = free_port()
+    logfile, pidfile = tmp_path / "chat.log", tmp_path / "chat.pid"
+    text = f"cannot listen on TCP {HOST}:{port}: Address already in use"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind((HOST, port))
+        holder.listen()
+        command = daemon_command(logfile, pidfile, port, [])
+        launcher = launch("twistd", [port], command=command, wait=None)
+        launcher.process.wait(timeout=TIMEOUT_S)
+        assert (launcher.stop(), launcher.stdout) == (1, b"")
+    assert launcher.stderr.decode() == (
+        f"An error has occurred: b'chatproto.tap.ListenError: {text}'\n"
+        "Please look at log file for more information.\n"
+    )
+    wait_for_log_text(logfile, text)
+    wait_until(lambda: not pidfile.exists(), what="twistd to remove its pidfile")
+    log = logfile.read_text("ascii")
+    assert ("chatproto.tap.ServerService", text) in twistd_log_entries(log)
+    assert log.count("cannot listen") == 1 and "Traceback" not in log

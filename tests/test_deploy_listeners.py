@@ -5,6 +5,8 @@ binds loopback only; every wait is bounded (see ``tests/e2e_support.py``).
 """
 
 import socket
+import stat
+from pathlib import Path
 
 from twisted.internet.endpoints import quoteStringArgument
 
@@ -23,6 +25,7 @@ from tests.e2e_support import (
     wait_for_port,
     wait_for_stream,
 )
+from tests.procfs import socket_inodes
 from tests.sockets import TcpClient, UdpClient, tcp_connector, unix_connector
 from tests.tls_support import make_certificate, ssl_endpoint
 
@@ -98,3 +101,36 @@ def test_unix_socket_listener_carries_login_and_messages(tmp_path, chat_server, 
     bob = clients(TcpClient.from_socket(unix_connector(path)(TIMEOUT_S)))
     bob.login(b"bob")
     exchange(alice, bob)
+
+
+# -- 7. --interface applies to --listen; a unix socket's mode ---------------------------------
+
+
+def listening_addresses(pid: int, port: int) -> set[str]:
+    """Return the local addresses (/proc/net/tcp* hex) of pid's TCP listeners on port."""
+    mine = socket_inodes(pid)
+    found: set[str] = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            address, _, hex_port = fields[1].partition(":")
+            if int(hex_port, 16) == port and fields[3] == "0A" and int(fields[9]) in mine:
+                found.add(address)
+    return found
+
+
+def test_interface_applies_to_a_listen_endpoint_without_one(chat_server):
+    """-i 127.0.0.1 --listen tcp:PORT binds 127.0.0.1 only, not every interface."""
+    port = free_port()
+    server = chat_server(port, "-i", HOST, "--listen", f"tcp:{port}")
+    wait_for_stream(tcp_connector(port), server.process, what="the --listen endpoint")
+    loopback = socket.inet_aton(HOST)[::-1].hex().upper()  # /proc shows it little-endian
+    assert listening_addresses(server.process.pid, port) == {loopback}
+
+
+def test_unix_socket_is_made_for_owner_and_group_only(tmp_path, chat_server):
+    """A --listen unix: socket without mode= is created 0660, not Twisted's 0666."""
+    path = tmp_path / "chat.sock"
+    server = chat_server(free_port(), "--listen", f"unix:{quoteStringArgument(str(path))}")
+    wait_for_stream(unix_connector(path), server.process, what="the UNIX socket")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o660

@@ -1,5 +1,7 @@
 """The twistd plugin is found, and the package ships it where Twisted looks."""
 
+import importlib.metadata
+import platform
 import shutil
 import subprocess
 import sys
@@ -8,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from twisted.application.service import IServiceMaker
+from twisted.copyright import version as twisted_version
 from twisted.plugin import getPlugins
 
+import chatproto
 from chatproto import tap
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,3 +58,15 @@ def test_wheel_ships_the_plugin_and_the_console_script(tmp_path: Path) -> None:
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "chat_server = chatproto.cli:run" in text
+
+
+def test_version_text_starts_with_chatproto_and_its_version() -> None:
+    """--version's text (both programs) is ``chatproto <version>``, then Twisted's and Python's."""
+    first, *rest = tap.version_text().splitlines()
+    assert first == f"chatproto {chatproto.__version__}"
+    assert rest == [f"Twisted {twisted_version}, Python {platform.python_version()}"]
+
+
+def test_package_version_is_the_installed_metadata() -> None:
+    """chatproto.__version__ is the version setup.py installs (no second, drifting number)."""
+    assert importlib.metadata.version("chatproto") == chatproto.__version__

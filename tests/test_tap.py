@@ -12,6 +12,7 @@ from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory
 from chatproto.server.udp import ChatDatagramProtocol
 from chatproto.tap import Options, makeService
+from tests.tls_support import make_certificate
 
 DEFAULTS = {
     "ports": [9000],
@@ -244,7 +245,60 @@ def test_make_service_passes_flags_to_the_service() -> None:
 def test_listen_endpoints_accumulate_and_suffice_without_ports() -> None:
     """--listen is repeatable, and endpoints alone are enough to run."""
     config = parse("--listen", "tcp6:9000", "--listen=unix:/tmp/chat.sock")
-    assert config == {**DEFAULTS, "ports": [], "listen": ["tcp6:9000", "unix:/tmp/chat.sock"]}
+    listen = ["tcp6:9000", "unix:/tmp/chat.sock:mode=660"]
+    assert config == {**DEFAULTS, "ports": [], "listen": listen}
+
+
+@pytest.mark.parametrize(
+    ("args", "endpoint"),
+    [
+        (("-i", "127.0.0.1", "--listen", "tcp:9000"), "tcp:9000:interface=127.0.0.1"),
+        (("--listen", "tcp:9000", "-i", "127.0.0.1"), "tcp:9000:interface=127.0.0.1"),
+        (("--listen", "tcp:9000"), "tcp:9000:interface=0.0.0.0"),
+        (("-i", "::1", "--listen", "tcp6:9000"), "tcp6:9000:interface=\\:\\:1"),
+        (("-i", "127.0.0.1", "--listen", "tcp6:9000"), "tcp6:9000"),
+        (
+            ("-i", "127.0.0.1", "--listen", "tcp:9000:interface=10.0.0.1"),
+            "tcp:9000:interface=10.0.0.1",
+        ),
+        (("--listen", "unix:/tmp/chat.sock"), "unix:/tmp/chat.sock:mode=660"),
+        (("--listen", "unix:/tmp/chat.sock:mode=600"), "unix:/tmp/chat.sock:mode=600"),
+    ],
+)
+def test_listen_endpoints_get_the_interface_and_a_unix_mode(
+    args: tuple[str, ...], endpoint: str
+) -> None:
+    """-i fills in a tcp endpoint's interface (tcp6: an IPv6 one), 660 a unix one's mode."""
+    assert parse(*args)["listen"] == [endpoint]
+
+
+def test_ssl_endpoint_gets_the_interface(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An ssl: endpoint without interface= listens on --interface."""
+    cert, key = make_certificate(tmp_path)
+    ssl = f"ssl:9443:privateKey={key}:certKey={cert}"
+    options = Options()
+    options.parseOptions(["-i", "127.0.0.1", "--listen", ssl])
+    reactor = UDPMemoryReactor()
+    top = makeService(options, reactor=reactor)
+    top.startService()
+    assert [(port, interface) for port, *_, interface in reactor.sslServers] == [
+        (9443, "127.0.0.1")
+    ]
+    top.stopService()
+
+
+def test_listen_endpoints_are_built_with_the_interface_and_mode() -> None:
+    """makeService listens on a --listen tcp endpoint at -i, and a unix one with mode 0660."""
+    options = Options()
+    options.parseOptions(["-i", "127.0.0.1", "--listen", "tcp:9000", "--listen", "unix:/tmp/c"])
+    reactor = UDPMemoryReactor()
+    top = makeService(options, reactor=reactor)
+    top.startService()
+    assert [(port, interface) for port, _, _, interface in reactor.tcpServers] == [
+        (9000, "127.0.0.1")
+    ]
+    assert [(path, mode) for path, _, _, mode, _ in reactor.unixServers] == [("/tmp/c", 0o660)]
+    top.stopService()
 
 
 def test_make_service_listens_on_endpoints_and_metrics() -> None:

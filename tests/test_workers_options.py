@@ -87,8 +87,14 @@ def test_workers_refuse_listeners_they_cannot_share(extra: tuple[str, ...]) -> N
             ["--reuse-port", f"--cluster={CLUSTER}", "--", "9000"],
         ),
         (
-            ["9000", "--spool-dir", "--workers=9", "--workers", "2", "--cluster", CLUSTER],
-            ["--spool-dir=--workers=9", f"--cluster={CLUSTER}", "--reuse-port", "--", "9000"],
+            ["9000", "--metrics-interface", "--workers=9", "--workers", "2", "--cluster", CLUSTER],
+            [
+                "--metrics-interface=--workers=9",
+                f"--cluster={CLUSTER}",
+                "--reuse-port",
+                "--",
+                "9000",
+            ],
         ),
     ],
     ids=["space", "equals", "after_ports", "short_and_abbreviated", "reuse_port_given", "value"],
