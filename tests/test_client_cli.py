@@ -109,6 +109,15 @@ def test_main_reports_bad_usage_with_status_2() -> None:
     assert out.getvalue() == ""
 
 
+def test_a_bad_port_names_the_argument() -> None:
+    """A PORT that is not a port number is named in the one line."""
+    err = io.StringIO()
+    assert main(["h", "x", "alice"], stdout=io.StringIO(), stderr=err) == 2
+    assert err.getvalue().startswith(
+        "chat_client: PORT: must be a port number from 1 to 65535 (got 'x')"
+    )
+
+
 def test_help_starts_with_the_usage_line(capsys: pytest.CaptureFixture[str]) -> None:
     """``--help`` begins with ``Usage: chat_client ...`` and exits with 0."""
     with pytest.raises(SystemExit) as exited:

@@ -8,7 +8,7 @@ import os
 
 from twisted.python import usage
 
-from chatproto.argtypes import AnyOrderOptions, port_number, positive_int
+from chatproto.argtypes import AnyOrderOptions, named, port_number, positive_int
 from chatproto.client.views import PROGRAM, parse_recipients
 from chatproto.limits import Limits
 from chatproto.wire.grammar import is_valid_userid
@@ -90,7 +90,7 @@ class Options(AnyOrderOptions):
                 raise usage.UsageError(f"no path in {where!r} (unix:PATH)")
         elif len(args) == 3:
             host, port, user = args
-            self["host"], self["port"], self["unix"] = host, port_number(port), None
+            self["host"], self["port"], self["unix"] = host, named("PORT", port_number)(port), None
         else:
             raise usage.UsageError("give HOST PORT USERID, or unix:PATH USERID")
         raw_user = user.encode("utf-8", "surrogateescape")
