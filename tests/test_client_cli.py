@@ -1,5 +1,6 @@
 """Tests of the command line of ``chat_client`` (:mod:`chatproto.client.cli`)."""
 
+import errno
 import io
 import os
 import sys
@@ -155,11 +156,21 @@ def _unsendable_file(kind: str, tmp_path: Path) -> tuple[Path, str]:
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory", "fifo", "unreadable", "too-big"])
-def test_unsendable_file_fails_before_connecting_with_status_2(kind: str, tmp_path: Path) -> None:
+def test_unsendable_file_fails_before_connecting_with_status_2(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``--send U --file F`` with a bad F: one line on stderr, status 2, no connection tried."""
-    if kind == "unreadable" and os.geteuid() == 0:
-        pytest.skip("root reads any file")
     path, reason = _unsendable_file(kind, tmp_path)
+    if kind == "unreadable" and os.geteuid() == 0:
+        # Root reads a mode-0 file: refuse it as the kernel would anyone else.
+        real_open = os.open
+
+        def refusing_open(name, flags, *args):  # type: ignore[no-untyped-def]
+            if Path(name) == path:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(name))
+            return real_open(name, flags, *args)
+
+        monkeypatch.setattr(os, "open", refusing_open)
     argv = ["h", "1", "alice", "--send", "bob", "--file", str(path), "--max-message", "10"]
     out, err = io.StringIO(), io.StringIO()
     assert main(argv, reactor=_UntouchableReactor(), stdout=out, stderr=err) == 2
