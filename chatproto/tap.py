@@ -30,6 +30,7 @@ from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory
 from chatproto.server.udp import ChatDatagramProtocol, UDPClients
 from chatproto.server.workers import worker_monitor
+from chatproto.web.options import check_web_options, web_origin
 
 _DEFAULT = Limits()
 
@@ -153,6 +154,8 @@ class Options(AnyOrderOptions):
         self["ports"] = []
         self["listen"] = []
         self["limit-exempt"] = parse_networks(DEFAULT_EXEMPT)
+        self["web"] = []  # issue 17: --web, --web-origin (chatproto.web)
+        self["web-origin"] = []
         #: The arguments as given, kept to build the workers' command line.
         self.argv: list[str] = []
         self._exempt_given = False
@@ -171,6 +174,18 @@ class Options(AnyOrderOptions):
     def opt_listen(self, endpoint: str) -> None:
         """Also listen on a Twisted stream endpoint (repeatable): tcp6:9000, ssl:9443:privateKey=key.pem:certKey=cert.pem, unix:/run/chat.sock ..."""  # noqa: E501
         self["listen"].append(endpoint)
+
+    # -- issue 17: the web page and its WebSocket; the work is in chatproto.web --
+
+    def opt_web(self, value: str) -> None:
+        """Serve the chat page and its WebSocket on this port (on --interface) or endpoint (repeatable): 8080, tcp6:8080, ssl:8443:privateKey=key.pem:certKey=cert.pem"""  # noqa: E501
+        self["web"].append(value)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """Also accept WebSockets from pages of this origin (repeatable), e.g. https://chat.example.org. Default: only the page's own."""  # noqa: E501
+        self["web-origin"].append(web_origin(origin))
+
+    # -- end of issue 17 --
 
     def opt_limit_exempt(self, network: str) -> None:
         """Do not apply the per-address limits to this network (CIDR, repeatable; 'none' for no exemption). Default: 127.0.0.0/8 and ::1."""  # noqa: E501
@@ -195,6 +210,7 @@ class Options(AnyOrderOptions):
         self["ports"] = list(dict.fromkeys(self["ports"]))
         if self["workers"] > 1:
             self._check_workers()
+        check_web_options(self)  # issue 17
         if self["metrics-port"] is not None:
             try:
                 import prometheus_client  # noqa: F401
@@ -321,6 +337,15 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
         udp.setServiceParent(top)
     for endpoint in config["listen"]:
         strports.service(endpoint, factory, reactor=reactor).setServiceParent(top)
+    # -- issue 17: the web listeners (--web), serving the same service --
+    if config["web"]:
+        from chatproto.web.site import web_services
+
+        for web in web_services(
+            chat, config["web"], interface, config["web-origin"], reactor=reactor
+        ):
+            web.setServiceParent(top)
+    # -- end of issue 17 --
     if config["metrics-port"] is not None:
         from chatproto.server.metrics import metrics_site
 
