@@ -211,3 +211,79 @@ def wait_for_port_tcp(port: int, server: Server) -> None:
         except OSError:
             time.sleep(POLL_S)  # a poll under a deadline, not a wait for an outcome
     raise AssertionError(f"web port {port} not listening")
+
+
+class MemoryBrowser:
+    """A WebSocket client of a :func:`~chatproto.web.site.web_site` in memory: no reactor.
+
+    The site's HTTP channel runs on a ``StringTransport`` (which, like a real
+    one, takes a single producer); a wsproto client makes and reads the frames.
+    ``pump()`` moves what the server wrote into the client.
+    """
+
+    def __init__(
+        self,
+        site: object,
+        origin: str | None = None,
+        host: str = "10.0.0.7",
+        path: str = "/chat",
+        host_header: str = "chat.example:8080",
+    ) -> None:
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        address = IPv4Address("TCP", host, 50000)
+        self.channel = site.buildProtocol(address)  # type: ignore[attr-defined]
+        self.transport = StringTransport(
+            peerAddress=address, hostAddress=IPv4Address("TCP", "10.0.0.1", 8080)
+        )
+        self.channel.makeConnection(self.transport)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.status: int | None = None  # the HTTP answer, if not an upgrade
+        self.accepted = False
+        self.closed: CloseConnection | None = None
+        self.stream = bytearray()  # chat bytes received
+        headers = [] if origin is None else [(b"origin", origin.encode())]
+        request = Request(host=host_header, target=path, extra_headers=headers)
+        self.channel.dataReceived(self.ws.send(request))
+        self.pump()
+
+    def pump(self) -> None:
+        """Hand the client what the server wrote since the last pump."""
+        data = self.transport.value()
+        self.transport.clear()
+        if not data:
+            return
+        self.ws.receive_data(data)
+        for event in self.ws.events():
+            if isinstance(event, AcceptConnection):
+                self.accepted = True
+            elif isinstance(event, RejectConnection):
+                self.status = event.status_code
+            elif isinstance(event, BytesMessage):
+                self.stream += event.data
+            elif isinstance(event, CloseConnection):
+                self.closed = event
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` as one binary message, then pump."""
+        self.send_raw(self.ws.send(Message(data=data)))
+
+    def send_raw(self, data: bytes) -> None:
+        """Hand the server these bytes as read from the socket, then pump."""
+        self.channel.dataReceived(data)
+        self.pump()
+
+    def take(self) -> bytes:
+        """Return the chat bytes received so far, and forget them."""
+        self.pump()
+        data = bytes(self.stream)
+        self.stream.clear()
+        return data
+
+    def lose(self) -> None:
+        """The TCP connection is gone (``StringTransport`` never says so itself)."""
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        self.channel.connectionLost(Failure(ConnectionDone()))

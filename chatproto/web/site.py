@@ -75,13 +75,20 @@ def page_config(service: ChatService) -> bytes:
     return json.dumps(config).encode("ascii")
 
 
-def web_site(service: ChatService, factory: WebChatFactory, origins: Sequence[str] = ()) -> Site:
+def web_site(
+    service: ChatService,
+    factory: WebChatFactory,
+    origins: Sequence[str] = (),
+    reactor: IReactorCore | None = None,
+) -> Site:
     """Return the site of ``--web``: page, settings and WebSocket for ``service``.
 
     Args:
         service: the chat service the browsers join.
         factory: builds the browsers' protocols (and counts them).
         origins: origins allowed besides the page's own (``--web-origin``).
+        reactor: the HTTP connections' clock (their idle timeout); the
+            global reactor when omitted.
     """
     root = _StaticFiles(str(STATIC_DIRECTORY))
     root.indexNames = ["index.html"]
@@ -90,7 +97,7 @@ def web_site(service: ChatService, factory: WebChatFactory, origins: Sequence[st
     socket = WebSocketResource(factory)  # type: ignore[arg-type]
     root.putChild(b"chat", ChatSocketGuard(socket, factory, origins))
     root.putChild(b"config.json", Data(page_config(service), "application/json"))
-    site = _ChatSite(root)
+    site = _ChatSite(root, reactor=reactor)
     site.noisy = False
     site.displayTracebacks = False
     return site
@@ -111,7 +118,7 @@ def web_services(
     reactor: IReactorCore,
 ) -> list[IService]:
     """Return one listening service per ``--web`` value, all serving one site."""
-    site = web_site(service, WebChatFactory(service), origins)
+    site = web_site(service, WebChatFactory(service), origins, reactor)
     return [
         strports.service(web_endpoint(value, interface), site, reactor=reactor) for value in webs
     ]
