@@ -6,6 +6,7 @@ TCP client: the end-to-end tests of ``--web`` use both side by side.
 """
 
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -41,10 +42,20 @@ class WebSocketClient:
     Args:
         port: the web port on the test host.
         origin: the ``Origin`` header to send (None: none, as non-browsers do).
+        path: the path to upgrade.
+        tls: a TLS context, for an ``ssl:`` web endpoint (``wss:``).
     """
 
-    def __init__(self, port: int, origin: str | None = None, path: str = "/chat") -> None:
+    def __init__(
+        self,
+        port: int,
+        origin: str | None = None,
+        path: str = "/chat",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.sock = socket.create_connection((HOST, port), timeout=TIMEOUT_S)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=HOST)
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.closed: CloseConnection | None = None
         self._stream = bytearray()  # received chat bytes, not yet read
@@ -80,7 +91,7 @@ class WebSocketClient:
             raise AssertionError(
                 f"timed out; chat bytes so far {bytes(self._stream)[:200]!r}"
             ) from None
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLEOFError):
             data = b""
         self.ws.receive_data(data or None)
         return list(self.ws.events())
