@@ -22,8 +22,10 @@ from tests.browser_support import (
     png_image,
     sha256,
 )
+from tests.e2e_support import free_ports
 from tests.sockets import TcpClient
-from tests.web_support import Server, launch_web
+from tests.tls_support import make_certificate, ssl_endpoint
+from tests.web_support import Server, launch_web, wait_for_port_tcp
 
 pytestmark = pytest.mark.e2e  # every test here starts a server and a browser
 
@@ -47,14 +49,18 @@ def pages(browser) -> Iterator[Callable[..., object]]:  # type: ignore[no-untype
     """Open pages on demand, each in a context of its own; close them at teardown."""
     contexts = []
 
-    def open_page(web_port: int, viewport: dict[str, int] | None = None):  # type: ignore[no-untyped-def]
+    def open_page(  # type: ignore[no-untyped-def]
+        web_port: int, viewport: dict[str, int] | None = None, scheme: str = "http"
+    ):
         context = browser.new_context(
-            accept_downloads=True, viewport=viewport or {"width": 900, "height": 640}
+            accept_downloads=True,
+            viewport=viewport or {"width": 900, "height": 640},
+            ignore_https_errors=True,  # the TLS test's certificate is its own
         )
         context.set_default_timeout(PAGE_TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()
-        page.goto(f"http://127.0.0.1:{web_port}/")
+        page.goto(f"{scheme}://127.0.0.1:{web_port}/")
         page.wait_for_selector("body[data-ready=true]", state="attached")
         return page
 
@@ -233,3 +239,17 @@ def test_screenshot_of_a_conversation_with_a_received_image(web, pages, tmp_path
     if os.environ.get("CHATPROTO_UPDATE_SCREENSHOT"):
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_over_tls_the_page_connects_with_wss(launch, pages, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Served from an ssl: endpoint, the page opens its WebSocket with wss: and chats."""
+    cert, key = make_certificate(tmp_path)
+    chat_port, web_port = free_ports(2)
+    server = launch("chat_server", [chat_port], ["--web", ssl_endpoint(web_port, cert, key)])
+    wait_for_port_tcp(web_port, server)
+    page = pages(web_port, scheme="https")
+    log_in(page, "alice")
+    carol = TcpClient(chat_port)
+    carol.login(b"carol")
+    carol.send(b"SEND alice\n6\nsecret")
+    entry(page, "carol", "secret")
