@@ -19,7 +19,7 @@ setup(
         "twisted.plugins",
     ],
     # The chat page (issue 17): served from the installed package, no build step.
-    package_data={"chatproto.web": ["static/*.html", "static/*.css", "static/*.mjs", "static/*.png"]},
+    package_data={"chatproto.web": ["static/*.html", "static/*.css", "static/*.mjs"]},
     install_requires=["twisted>=23.10", "zope.interface"],
     extras_require={
         "metrics": ["prometheus_client>=0.17"],

@@ -5,6 +5,7 @@
 // small enough for the server's --max-web-message.
 
 import * as P from "./protocol.mjs";
+import { addOwn, addReceived, fileLink, formatSize, span } from "./view.mjs";
 
 const $ = (id) => document.getElementById(id);
 const encoder = new TextEncoder();
@@ -120,7 +121,7 @@ function onEvent(ev) {
       }
       break;
     case "message":
-      addReceived(ev);
+      addReceived(ev, state.me, state.seen);
       break;
     case "protocol-error":
       showError(`The server sent something this page does not understand (${ev.reason}).`);
@@ -214,7 +215,7 @@ function sendText() {
   notice(null);
   enqueue(async () => {
     await sendBytes(P.encodeMessage(to, body));
-    if (to.length) addOwn(to, (li) => li.append(span("text", text)));
+    if (to.length) addOwn(state.me, to, (li) => li.append(span("text", text)));
   });
 }
 
@@ -276,84 +277,7 @@ async function sendFile(file, header, to) {
   } finally {
     $("transfer").hidden = true;
   }
-  if (to.length) addOwn(to, (li) => li.append(fileLink(file.name, [file], file.size)));
-}
-
-// -- the conversation ---------------------------------------------------------
-
-function addReceived(ev) {
-  if (ev.sender !== state.me && !state.seen.has(ev.sender)) {
-    state.seen.add(ev.sender);
-    const option = document.createElement("option");
-    option.value = ev.sender;
-    $("seen-users").append(option);
-  }
-  const li = entry(ev.sender);
-  const body = P.classifyBody(ev.parts);
-  if (body.kind === "text") {
-    li.append(span("text", body.text));
-  } else if (body.kind === "file") {
-    li.append(span("text", "sent a file: "), fileLink(body.name, body.parts, body.size));
-  } else {
-    li.append(span("text", "sent data: "), fileLink(`${ev.sender}.bin`, body.parts, body.size));
-  }
-  show(li);
-}
-
-/** A message this page sent to chosen users (the server echoes only broadcasts). */
-function addOwn(to, fill) {
-  const li = entry(state.me);
-  li.append(span("to", `→ ${to.join(", ")}`));
-  fill(li);
-  show(li);
-}
-
-function entry(sender) {
-  const li = document.createElement("li");
-  li.classList.toggle("own", sender === state.me);
-  const time = document.createElement("time");
-  const now = new Date();
-  time.className = "time";
-  time.dateTime = now.toISOString();
-  time.textContent = now.toLocaleTimeString([], { hour12: false });
-  li.append(time, span("sender", sender));
-  return li;
-}
-
-function show(li) {
-  const list = $("messages");
-  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-  list.append(li);
-  if (atBottom || li.classList.contains("own")) li.scrollIntoView({ block: "end" });
-}
-
-/** A download link for a body (its name and size), with a thumbnail if it is an image. */
-function fileLink(name, parts, size) {
-  const wrap = document.createElement("span");
-  const head = parts[0] instanceof Uint8Array ? P.concat(parts.slice(0, 2)).subarray(0, 16) : null;
-  const type = head === null ? null : P.imageType(head);
-  const blob = new Blob(parts, { type: type ?? "application/octet-stream" });
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(blob);
-  link.download = name;
-  link.className = "file";
-  link.textContent = `${name} (${formatSize(size)})`;
-  wrap.append(link);
-  if (type !== null) {
-    const img = document.createElement("img");
-    img.className = "thumbnail";
-    img.alt = name;
-    img.src = link.href;
-    wrap.append(img);
-  }
-  return wrap;
-}
-
-function span(className, text) {
-  const element = document.createElement("span");
-  element.className = className;
-  element.textContent = text;
-  return element;
+  if (to.length) addOwn(state.me, to, (li) => li.append(fileLink(file.name, [file], file.size)));
 }
 
 function notice(text) {
@@ -363,12 +287,6 @@ function notice(text) {
 
 function setStatus(text) {
   $("status").textContent = text;
-}
-
-function formatSize(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
 // -- wiring -------------------------------------------------------------------
