@@ -226,3 +226,18 @@ def test_web_without_a_port_number_is_an_endpoint(launch: Launch) -> None:
     server = launch("chat_server", [chat_port], ["--web", f"tcp:{web_port}:interface={HOST}"])
     wait_for_port_tcp(web_port, server)
     browser(web_port, b"alice")
+
+
+def test_with_cluster_a_browser_reaches_users_on_other_nodes(launch: Launch, redis) -> None:  # type: ignore[no-untyped-def]
+    """--cluster: a browser on one node and a TCP user on another message each other."""
+    _, _, web_port = launch_web(launch, ["--cluster", redis.url])
+    other = launch("chat_server", [free_port()], ["--no-random", "--cluster", redis.url])
+    alice = browser(web_port)
+    alice.send(b"ME IS alice\n")
+    alice.expect(b"OK\n", seconds=20)  # the claim goes through Redis
+    bob = TcpClient(other.ports[0])
+    login_when_free(bob, b"bob")
+    alice.send(b"SEND bob\n5\nhello")
+    bob.expect(b"FROM alice\n5\nhello")
+    bob.send(b"BROADCAST\n3\nhey")
+    alice.expect(b"FROM bob\n3\nhey")
