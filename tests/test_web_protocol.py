@@ -256,3 +256,14 @@ def test_the_login_timeout_closes_a_silent_browser(clock: Clock) -> None:
     clock.advance(5)
     browser.pump()
     assert browser.closed is not None
+
+
+def test_without_twisted_s_message_buffer_to_replace_no_connection_is_made(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If Twisted drops the hook, browsers are refused rather than read without a bound."""
+    monkeypatch.setattr("chatproto.web.protocol._MESSAGE_BUFFERS", ("_noSuchBuffer",))
+    service, factory, site = make_site(clock)
+    browser = MemoryBrowser(site, origin=OWN_ORIGIN)
+    assert not browser.accepted
+    assert factory.connections == 0

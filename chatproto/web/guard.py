@@ -54,7 +54,11 @@ class ChatSocketGuard(Resource):
         refused_by = self._admit(request)
         if refused_by is not None:
             return _refuse(request, 503, b"Too many connections; try again later.\n")
-        result = self._socket.render(request)
+        try:
+            result = self._socket.render(request)
+        except Exception:  # no connection was made (Site answers 500 and logs it)
+            self._factory.service.addresses.connection_closed(_host(request))
+            raise
         if result is not NOT_DONE_YET:  # not upgraded (a plain GET, a bad handshake)
             self._factory.service.addresses.connection_closed(_host(request))
         return result  # type: ignore[no-any-return]

@@ -144,7 +144,7 @@ class WebChatProtocol(ChatProtocol):
             service.note(self, f"closed: a WebSocket message over {limit} bytes")
             self.transport.loseConnection(MESSAGE_TOO_BIG)
             return
-        self.dataReceived(bytes(piece))
+        self.dataReceived(piece if type(piece) is bytes else bytes(piece))
 
     def _binary_end(self) -> None:
         self._message_bytes = 0
