@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.e2e_support import HOST, Server, free_port, free_ports
+from tests.metrics_page import samples_named, scrape_metrics
 from tests.sockets import TcpClient, UdpClient, login_when_free
 from tests.tls_support import make_certificate, ssl_endpoint
 from tests.web_support import (
@@ -241,3 +242,15 @@ def test_with_cluster_a_browser_reaches_users_on_other_nodes(launch: Launch, red
     bob.expect(b"FROM alice\n5\nhello")
     bob.send(b"BROADCAST\n3\nhey")
     alice.expect(b"FROM bob\n3\nhey")
+
+
+def test_the_metrics_count_browsers_as_websocket_users(launch: Launch) -> None:
+    """chat_users_online{transport="websocket"} counts the browsers logged in."""
+    metrics_port = free_port()
+    _, chat_port, web_port = launch_web(launch, ["--metrics-port", str(metrics_port)])
+    alice, bob = browser(web_port, b"alice"), browser(web_port, b"bob")
+    carol = TcpClient(chat_port)
+    carol.login(b"carol")
+    samples = samples_named(scrape_metrics(metrics_port), "chat_users_online")
+    assert samples == {("tcp",): 1, ("udp",): 0, ("websocket",): 2}
+    assert (alice.closed, bob.closed) == (None, None)
