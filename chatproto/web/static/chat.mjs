@@ -16,7 +16,12 @@ const FILE_STEP = 64 * P.MAX_CHUNK;
 const HIGH_WATER = 512 * 1024;
 
 const state = {
-  config: { maxMessageBytes: 64 * 1024 * 1024, maxRecipients: 1000, maxWebMessageBytes: 1 << 20 },
+  config: {
+    maxMessageBytes: 64 * 1024 * 1024,
+    maxRecipients: 1000,
+    maxLineBytes: 8192,
+    maxWebMessageBytes: 1 << 20,
+  },
   ws: null,
   decoder: null,
   me: null, // the userid once logged in
@@ -75,6 +80,7 @@ function connectionLost() {
   state.pendingLogin = null;
   setStatus("disconnected");
   $("transfer").hidden = true;
+  if (!$("error").hidden) return; // what went wrong is already said
   showError(
     wasIn
       ? "The connection to the server was lost. Messages sent since may not have arrived."
@@ -196,6 +202,10 @@ function recipients() {
   }
   if (names.length > state.config.maxRecipients) {
     notice(`At most ${state.config.maxRecipients} recipients in one message.`);
+    return null;
+  }
+  if (P.encodeCommand(names).length > state.config.maxLineBytes) {
+    notice("That list of recipients is too long for one message; send it in parts.");
     return null;
   }
   return names;
