@@ -253,3 +253,30 @@ def test_over_tls_the_page_connects_with_wss(launch, pages, tmp_path) -> None:  
     carol.login(b"carol")
     carol.send(b"SEND alice\n6\nsecret")
     entry(page, "carol", "secret")
+
+
+DROP_FILE = """([name, bytes]) => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([new Uint8Array(bytes)], name));
+    const chat = document.getElementById("chat");
+    chat.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true}));
+    chat.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+}"""
+
+
+def test_a_file_dropped_on_the_conversation_is_sent(web, pages) -> None:  # type: ignore[no-untyped-def]
+    """Drag and drop sends the file as the picker does: named, chunked, intact."""
+    _, chat_port, web_port = web
+    page = pages(web_port)
+    log_in(page, "alice")
+    carol = TcpClient(chat_port)
+    carol.login(b"carol")
+    data = os.urandom(5000)
+    page.fill("#recipients", "carol")
+    page.evaluate(DROP_FILE, ["notes.txt", list(data)])
+    assert carol.recv_line() == b"FROM alice\n"
+    body = bytearray()
+    while (header := carol.recv_line()) != b"C0\n":
+        body += carol.recv_exactly(int(header[1:]))
+    assert bytes(body) == b"\x00chatproto-file\x00notes.txt\x00" + data
+    assert page.is_hidden("#drop-hint")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
+from chatproto.server.service import CANNED_LINES
 from tests.e2e_support import HOST, Server, free_port, free_ports
 from tests.metrics_page import samples_named, scrape_metrics
 from tests.sockets import TcpClient, UdpClient, login_when_free
@@ -254,3 +255,17 @@ def test_the_metrics_count_browsers_as_websocket_users(launch: Launch) -> None:
     samples = samples_named(scrape_metrics(metrics_port), "chat_users_online")
     assert samples == {("tcp",): 1, ("udp",): 0, ("websocket",): 2}
     assert (alice.closed, bob.closed) == (None, None)
+
+
+def test_a_browser_gets_random_messages_like_anyone(launch: Launch) -> None:
+    """PROTOCOL §5: after every third delivery, a random line "from" one of their senders."""
+    _, chat_port, web_port = launch_web(launch, random_messages=True)
+    alice = browser(web_port, b"alice")
+    bob = TcpClient(chat_port)
+    bob.login(b"bob")
+    for text in (b"one", b"two", b"six"):
+        bob.send(b"SEND alice\n3\n" + text)
+        alice.expect(b"FROM bob\n3\n" + text)
+    assert alice.recv_line() == b"FROM bob\n"
+    length = int(alice.recv_line())
+    assert alice.recv_exactly(length) in CANNED_LINES

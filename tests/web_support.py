@@ -201,11 +201,17 @@ def binary_frame_header(size: int, fin: bool = True) -> bytes:
 
 
 def launch_web(
-    launch: Callable[..., Server], extra: Sequence[str] = (), launcher: str = "chat_server"
+    launch: Callable[..., Server],
+    extra: Sequence[str] = (),
+    launcher: str = "chat_server",
+    random_messages: bool = False,
 ) -> tuple[Server, int, int]:
     """Start a server with one chat port and one ``--web`` port; return it and both ports."""
     chat_port, web_port = free_ports(2)
-    server = launch(launcher, [chat_port], ["--no-random", "--web", str(web_port), *extra])
+    options = ["--web", str(web_port), *extra]
+    if not random_messages:
+        options.insert(0, "--no-random")
+    server = launch(launcher, [chat_port], options)
     wait_for_port_tcp(web_port, server)
     return server, chat_port, web_port
 
