@@ -192,15 +192,26 @@ def test_a_taken_userid_shows_an_error_and_another_can_be_tried(web, pages) -> N
     assert page.text_content("#status") == "logged in as alice2"
 
 
-def test_a_lost_connection_is_said_and_offers_to_reconnect(web, pages) -> None:  # type: ignore[no-untyped-def]
-    """When the server goes away the page says so and puts the focus on Reconnect."""
-    server, _, web_port = web
+def test_a_lost_connection_is_said_and_reconnect_logs_in_again(web, pages, launch) -> None:  # type: ignore[no-untyped-def]
+    """When the server goes away the page says so; Reconnect (from the keyboard) logs back in."""
+    server, chat_port, web_port = web
     page = pages(web_port)
     log_in(page, "alice")
     server.stop()
     page.wait_for_selector("#error", state="visible")
     assert "connection to the server was lost" in page.text_content("#error-text")
     assert active_id(page) == "reconnect"
+    restarted = launch("chat_server", [chat_port], ["--no-random", "--web", str(web_port)])
+    wait_for_port_tcp(web_port, restarted)
+    page.keyboard.press("Enter")  # the focused Reconnect button
+    page.wait_for_selector("#error", state="hidden")
+    page.wait_for_function(
+        "document.getElementById('status').textContent === 'logged in as alice'"
+    )
+    carol = TcpClient(chat_port)
+    carol.login(b"carol")
+    carol.send(b"SEND alice\n4\nback")
+    entry(page, "carol", "back")
 
 
 def test_the_page_fits_a_phone_screen(web, pages) -> None:  # type: ignore[no-untyped-def]
