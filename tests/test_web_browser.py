@@ -291,3 +291,38 @@ def test_a_file_dropped_on_the_conversation_is_sent(web, pages) -> None:  # type
         body += carol.recv_exactly(int(header[1:]))
     assert bytes(body) == b"\x00chatproto-file\x00notes.txt\x00" + data
     assert page.is_hidden("#drop-hint")
+
+
+WATCH_PROGRESS = """() => {
+    window.progressSeen = [];
+    const bar = document.getElementById("transfer-progress");
+    const box = document.getElementById("transfer");
+    new MutationObserver(() => {
+        window.progressSeen.push([box.hidden, Number(bar.value)]);
+    }).observe(box, {attributes: true, subtree: true});
+}"""
+
+
+def test_a_big_file_shows_a_progress_bar_that_ends_full(web, pages, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """While a file goes out the progress bar shows and grows, and is full when it hides."""
+    _, chat_port, web_port = web
+    data = os.urandom(3 * 1024 * 1024)
+    path = tmp_path / "big.iso"
+    path.write_bytes(data)
+    page = pages(web_port)
+    log_in(page, "alice")
+    carol = TcpClient(chat_port)
+    carol.login(b"carol")
+    page.fill("#recipients", "carol")
+    page.evaluate(WATCH_PROGRESS)
+    page.set_input_files("#file", str(path))
+    assert carol.recv_line(seconds=30) == b"FROM alice\n"
+    size = 0
+    while (header := carol.recv_line(seconds=30)) != b"C0\n":
+        size += len(carol.recv_exactly(int(header[1:]), seconds=30))
+    assert size == len(b"\x00chatproto-file\x00big.iso\x00") + len(data)
+    page.wait_for_selector("#transfer", state="hidden")
+    seen = page.evaluate("window.progressSeen")
+    shown = [value for hidden, value in seen if not hidden]
+    assert len(shown) > 10 and shown == sorted(shown) and shown[-1] > 0.9  # it grew
+    assert seen[-1] == [True, 1]  # full when it was hidden again
