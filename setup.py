@@ -25,7 +25,7 @@ setup(
         "metrics": ["prometheus_client>=0.17"],
         "tls": ["twisted[tls]"],
         # --web: the chat page and its WebSocket (Twisted's, on wsproto).
-        "web": ["twisted[websocket]>=25.5"],
+        "web": ["twisted[websocket]>=26.10"],
         # hiredis: txredisapi's C reply parser; its pure-Python one reads one
         # reply per reactor turn, too slow for relaying.
         "cluster": ["txredisapi>=1.6", "hiredis>=2"],
@@ -39,7 +39,7 @@ setup(
             "cryptography",
             "txredisapi>=1.6",
             "hiredis>=2",
-            "twisted[websocket]>=25.5",
+            "twisted[websocket]>=26.10",
             # the page's tests drive Debian's chromium (.ci/run installs it)
             "playwright>=1.40",
         ],

@@ -17,7 +17,7 @@ a WebSocket happens here:
 
 Twisted offers no public hook for pieces of a message; the one used is the
 message buffer of its WebSocket transport (``_bytesBuffer``/``_textBuffer``,
-Twisted 25.5 to 26.10), replaced per connection. If a Twisted release drops
+as of Twisted 26.10), replaced per connection. If a Twisted release drops
 it, :meth:`WebChatProtocol.negotiationStarted` refuses every connection
 (with a log line) instead of running unbounded.
 """
