@@ -5,7 +5,9 @@ wsproto client (:class:`tests.web_support.MemoryBrowser`) and a ``Clock``.
 """
 
 import pytest
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.web.iweb import IRequest
 
@@ -267,3 +269,15 @@ def test_without_twisted_s_message_buffer_to_replace_no_connection_is_made(
     browser = MemoryBrowser(site, origin=OWN_ORIGIN)
     assert not browser.accepted
     assert factory.connections == 0
+
+
+def test_an_idle_http_connection_is_closed_after_the_login_timeout(clock: Clock) -> None:
+    """A connection to the web port that sends nothing does not stay open for hours."""
+    _, _, site = make_site(clock, login_timeout_s=7)
+    channel = site.buildProtocol(IPv4Address("TCP", "10.0.0.9", 1234))
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    clock.advance(6.9)
+    assert not transport.disconnecting
+    clock.advance(0.2)
+    assert transport.disconnecting

@@ -97,7 +97,9 @@ def web_site(
     socket = WebSocketResource(factory)  # type: ignore[arg-type]
     root.putChild(b"chat", ChatSocketGuard(socket, factory, origins))
     root.putChild(b"config.json", Data(page_config(service), "application/json"))
-    site = _ChatSite(root, reactor=reactor)
+    # An HTTP connection idle for --login-timeout is closed, as a chat client that does
+    # not log in is; once upgraded, the chat protocol's own login timeout applies.
+    site = _ChatSite(root, timeout=service.limits.login_timeout_s, reactor=reactor)
     site.noisy = False
     site.displayTracebacks = False
     return site
