@@ -1,5 +1,7 @@
 """``--web`` and ``--web-origin``: parsing, refusals, and the listeners makeService builds."""
 
+import sys
+
 import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, _FakePort
@@ -103,3 +105,10 @@ def test_make_service_serves_one_site_on_every_web_port() -> None:
     socket = web[0][1].resource.children[b"chat"]
     assert socket._factory.service is chat
     top.stopService()
+
+
+def test_web_without_the_web_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without twisted[websocket] (wsproto), --web is a usage error naming the extra."""
+    monkeypatch.setitem(sys.modules, "twisted.web.websocket", None)  # import fails
+    with pytest.raises(usage.UsageError, match=r"chatproto\[web\]"):
+        parse("9000", "--web", "8080")
