@@ -46,6 +46,11 @@ setup(
         # The checks .ci/run makes before the tests (pinned: a new release
         # may add rules or change formatting).
         "dev": ["ruff==0.17.6", "mypy==2.4.1", "mypy-zope==1.0.17"],
+        # The coverage-guided fuzzer of tests/fuzz (python -m tests.fuzz.run),
+        # apart from [dev]: atheris has wheels for Linux x86_64 (none for macOS
+        # arm64 or Linux aarch64, where it needs clang with libFuzzer to build).
+        # Pinned: 3.0.0 has the CPython 3.11 manylinux wheel .ci/run installs.
+        "fuzz": ["atheris==3.0.0"],
     },
     entry_points={
         "console_scripts": [

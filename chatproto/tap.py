@@ -29,7 +29,7 @@ from chatproto.server.reuseport import ReusePortCheck, ReusePortTCPServer, Reuse
 from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory
 from chatproto.server.udp import ChatDatagramProtocol, UDPClients
-from chatproto.server.workers import worker_monitor
+from chatproto.server.workers import parent_watch, worker_monitor
 from chatproto.web.options import check_web_options, web_origin
 
 _DEFAULT = Limits()
@@ -302,6 +302,9 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
         return _supervisor(config, reactor)
     raise_open_file_limit()
     top = MultiService()
+    watch = parent_watch(reactor)  # a worker of --workers stops with its parent
+    if watch is not None:
+        watch.setServiceParent(top)
     limits = config.limits()
     router = None
     if config["cluster"] is not None:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from zope.interface import directlyProvides
 
 from chatproto.client.cli import (
     CLOSE_TIMEOUT_S,
@@ -79,6 +81,17 @@ def test_connection_closed_before_login_reply_fails_login(tmp_path: Path) -> Non
     protocol.logged_in.addErrback(failures.append)
     protocol.connectionLost(Failure(ConnectionDone()))
     assert failures[0].check(NoLoginReplyError)
+
+
+def test_connection_failing_before_login_reports_its_own_error(tmp_path: Path) -> None:
+    """A connection lost before ``OK`` for a reason of its own (a TLS error) fails with it."""
+    protocol, _ = tcp_client(tmp_path)
+    failures: list[Failure] = []
+    protocol.logged_in.addErrback(failures.append)
+    protocol.connectionLost(Failure(OSError("certificate verify failed")))
+    assert failures[0].check(OSError) and failures[0].getErrorMessage() == (
+        "certificate verify failed"
+    )
 
 
 def test_delivery_reaches_the_view_as_text(tmp_path: Path) -> None:
@@ -163,6 +176,28 @@ def test_server_closing_unasked_is_reported(tmp_path: Path) -> None:
     protocol, _, view = logged_in_client(tmp_path)
     protocol.connectionLost(Failure(ConnectionDone()))
     assert view.lost == [(False, "the server closed the connection")]
+
+
+def test_finish_after_the_connection_is_gone_writes_nothing(tmp_path: Path) -> None:
+    """``finish`` once the connection is lost (at shutdown) leaves the dead transport alone."""
+    protocol, transport, view = logged_in_client(tmp_path)
+    protocol.connectionLost(Failure(ConnectionLost()))
+    protocol.send_text(None, b"too late")
+    protocol.finish()
+    assert (transport.is_write_closed, transport.value()) == (False, b"")
+    assert len(view.lost) == 1
+
+
+def test_finish_over_tls_closes_tls_and_still_reads_the_answer(tmp_path: Path) -> None:
+    """Over TLS, ``finish`` closes TLS (not half of TCP) and an ERROR after it still counts."""
+    protocol, transport, view = logged_in_client(tmp_path)
+    directlyProvides(transport, ISSLTransport)
+    protocol.send_text([b"bob"], b"last words")
+    protocol.finish()
+    assert (transport.disconnecting, transport.is_write_closed) == (True, False)
+    assert transport.value().endswith(b"last words")
+    protocol.dataReceived(b"ERROR\n")
+    assert view.refusals == 1
 
 
 def test_server_that_never_closes_after_finish_is_aborted(tmp_path: Path) -> None:

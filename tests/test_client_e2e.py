@@ -1,18 +1,15 @@
 """End to end: ``chat_client`` processes against a real ``chat_server`` process.
 
 The server is started through the ``launch`` fixture; the clients run as
-subprocesses, on loopback only, their output read with deadlines.
+subprocesses (``ClientProcess``, in ``tests/client_support.py``), on loopback
+only, their output read with deadlines.
 """
 
 import hashlib
 import json
 import os
-import pty
 import re
-import select
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,122 +17,9 @@ import pytest
 
 from chatproto.client.cli import HELP_TEXT
 from chatproto.wire.encode import encode_message
-from tests.client_support import STAMP
-from tests.e2e_support import HOST, TIMEOUT_S, Deadline, Server, free_port
+from tests.client_support import STAMP, ClientProcess
+from tests.e2e_support import HOST, Server, free_port
 from tests.sockets import TcpClient
-
-CHAT_CLIENT = Path(sys.executable).parent / "chat_client"
-
-
-class ClientProcess:
-    """A ``chat_client`` subprocess on pipes or a pseudo-terminal, read with deadlines."""
-
-    def __init__(self, args: list[str], cwd: Path, use_pty: bool = False) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        command = [str(CHAT_CLIENT), *args]
-        self._buffers = {"out": bytearray(), "err": bytearray()}
-        if use_pty:
-            primary, secondary = pty.openpty()
-            self.process = subprocess.Popen(
-                command, stdin=secondary, stdout=secondary, stderr=secondary, cwd=cwd, env=env
-            )
-            os.close(secondary)
-            self._pty_fd: int | None = primary
-            self._fds = {"out": primary}
-            self._input_fd: int | None = primary
-        else:
-            self.process = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=cwd,
-                env=env,
-            )
-            assert self.process.stdout and self.process.stderr and self.process.stdin
-            self._pty_fd = None
-            self._fds = {"out": self.process.stdout.fileno(), "err": self.process.stderr.fileno()}
-            self._input_fd = self.process.stdin.fileno()
-        self._open = dict(self._fds)
-
-    def type(self, line: str) -> None:
-        """Type ``line`` and a newline."""
-        assert self._input_fd is not None
-        os.write(self._input_fd, line.encode() + b"\n")
-
-    def close_input(self) -> None:
-        """Close the client's standard input (end of input)."""
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self._input_fd = None
-
-    def _read_some(self, deadline: Deadline) -> None:
-        """Read what is available on any open stream, waiting until the deadline."""
-        if not self._open:
-            raise AssertionError(f"all output closed; got {self._buffers!r}")
-        ready, _, _ = select.select(list(self._open.values()), [], [], deadline.remaining())
-        if not ready:
-            raise AssertionError(f"timed out; got {self._buffers!r}")
-        for name, fd in list(self._open.items()):
-            if fd in ready:
-                try:
-                    data = os.read(fd, 1 << 16)
-                except OSError:  # EIO from a pseudo-terminal whose child is gone
-                    data = b""
-                if not data:
-                    del self._open[name]
-                self._buffers[name] += data.replace(b"\r\n", b"\n")
-
-    def line(self, stream: str = "out", seconds: float = TIMEOUT_S) -> str:
-        """Return the next complete line of ``stream`` without its newline."""
-        deadline = Deadline(seconds)
-        buffer = self._buffers[stream]
-        for _ in range(10_000):
-            end = buffer.find(b"\n")
-            if end >= 0:
-                text = buffer[:end].decode()
-                del buffer[: end + 1]
-                return text
-            if deadline.expired():
-                break
-            self._read_some(deadline)
-        raise AssertionError(f"no line on {stream} within {seconds} s: {bytes(buffer)!r}")
-
-    def wait_for(self, pattern: str, stream: str = "out", max_lines: int = 100) -> re.Match:
-        """Skip lines until one matches ``pattern`` in full; fail after ``max_lines``."""
-        seen = []
-        for _ in range(max_lines):
-            text = self.line(stream)
-            if match := re.fullmatch(pattern, text):
-                return match
-            seen.append(text)
-        raise AssertionError(f"no line matched {pattern!r} in {seen!r}")
-
-    def rest(self, stream: str, seconds: float = TIMEOUT_S) -> str:
-        """Return everything on ``stream`` until it closes."""
-        deadline = Deadline(seconds)
-        for _ in range(10_000):
-            if self._fds[stream] not in self._open.values():
-                break
-            self._read_some(deadline)
-        text = self._buffers[stream].decode()
-        self._buffers[stream].clear()
-        return text
-
-    def wait(self, seconds: float = TIMEOUT_S) -> int:
-        """Wait for the process to exit and return its status."""
-        return self.process.wait(timeout=seconds)
-
-    def stop(self) -> None:
-        """Kill the process if it still runs and release its pipes or terminal."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=TIMEOUT_S)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-        if self._pty_fd is not None:
-            os.close(self._pty_fd)
 
 
 @pytest.fixture
@@ -206,7 +90,7 @@ def test_broadcast_reaches_everyone_and_quit_exits_zero(clients, server: Server)
 
 
 def test_five_mb_file_arrives_byte_for_byte(clients, server: Server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """A 5 MB binary file sent with ``/file`` is saved by the recipient with the same sha256."""
+    """A 5 MB file sent with ``/file`` is saved by the recipient under its name, same sha256."""
     data = os.urandom(5 * 1024 * 1024)
     source = tmp_path / "five.bin"
     source.write_bytes(data)
@@ -218,9 +102,26 @@ def test_five_mb_file_arrives_byte_for_byte(clients, server: Server, tmp_path: P
     eve.wait_for(re.escape(f"sent {source} ({len(data)} bytes) to fay"))
     match = fay.wait_for(STAMP + r" eve sent a file: (.+) \((\d+) bytes\)", max_lines=1)
     saved = Path(match[1])
-    assert (saved, int(match[2])) == (downloads / "eve.bin", len(data))
+    assert (saved, int(match[2])) == (downloads / "five.bin", len(data))
     assert hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(data).digest()
-    assert [path.name for path in downloads.iterdir()] == ["eve.bin"]
+    assert [path.name for path in downloads.iterdir()] == ["five.bin"]
+
+
+def test_text_file_arrives_as_a_file_not_a_chat_line(
+    clients, server: Server, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A UTF-8 text file sent with ``/file`` is saved under its name, spaces and all."""
+    source = tmp_path / "my notes.txt"
+    source.write_text("hello bob\nsecond line\n")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    ann, bea = clients("ann2"), clients("bea", "--download-dir", str(downloads))
+    ann.line(), bea.line()
+    ann.type(f"/file bea {source}")
+    ann.wait_for(re.escape(f"sent {source} (22 bytes) to bea"))
+    saved = downloads / "my notes.txt"
+    assert re.fullmatch(STAMP + re.escape(f" ann2 sent a file: {saved} (22 bytes)"), bea.line())
+    assert saved.read_text() == "hello bob\nsecond line\n"
 
 
 def test_big_file_shows_progress_lines(clients, server: Server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -263,12 +164,12 @@ def test_listen_stops_cleanly_when_terminated(clients) -> None:  # type: ignore[
 def test_send_option_sends_a_file_and_exits_zero(  # type: ignore[no-untyped-def]
     clients, raw_clients, tmp_path: Path
 ) -> None:
-    """``--send USER --file PATH`` delivers the file as a chunked message and exits with 0."""
+    """``--send USER --file PATH`` delivers the named file as a chunked message, exits 0."""
     data = os.urandom(3000)
     (tmp_path / "f.bin").write_bytes(data)
     kim = raw_clients(b"kim")
     sender = clients("lou", "--send", "kim", "--file", "f.bin")
-    assert kim.recv_delivery() == (b"lou", data, True)
+    assert kim.recv_delivery() == (b"lou", b"\x00chatproto-file\x00f.bin\x00" + data, True)
     assert sender.wait() == 0
     assert sender.rest("out") == "sent f.bin (3000 bytes) to kim\n"
 

@@ -1,4 +1,4 @@
-"""Tests of :mod:`chatproto.client.files`: what a delivery becomes, names, sending a file.
+"""Tests of the client's files: what a delivery becomes, names, sending a file.
 
 No reactor: files go to ``tmp_path``, chunks to a ``StringTransport``.
 """
@@ -15,40 +15,13 @@ from twisted.python.failure import Failure
 from chatproto.client.cli import (
     ChunkedFileSender,
     Inbox,
-    Received,
     SavedFile,
     TextMessage,
     UnsavedFile,
     claim_file_name,
     safe_file_stem,
 )
-from chatproto.wire.client_codec import ClientDecoder
-from chatproto.wire.events import NEED_DATA, BodyData, DeliveryStart, MessageEnd
-from tests.client_support import pull_all
-
-
-def decode_body(frames: bytes) -> tuple[list[int], bytes]:
-    """Decode a chunked body as a client would; return chunk sizes and the bytes."""
-    decoder = ClientDecoder()
-    decoder.feed(b"FROM x\n" + frames)
-    decoder.eof()
-    sizes: list[int] = []
-    events = []
-    while (event := decoder.next_event()) is not NEED_DATA:
-        events.append(event)
-        if isinstance(event, BodyData):
-            sizes.append(len(event.data))
-        if isinstance(event, MessageEnd):
-            break
-    assert events[0] == DeliveryStart(b"x") and events[-1] == MessageEnd()
-    return sizes, b"".join(e.data for e in events if isinstance(e, BodyData))
-
-
-def receive(inbox: Inbox, sender: bytes, *pieces: bytes) -> Received:
-    inbox.start(sender)
-    for piece in pieces:
-        inbox.add(piece)
-    return inbox.finish()
+from tests.client_support import decode_body, pull_all, receive
 
 
 def test_utf8_body_becomes_a_text_message(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest_twisted
 from twisted.internet import endpoints, reactor
 from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
 
-from chatproto.client.files import Inbox, Received, SavedFile, TextMessage
+from chatproto.client.inbox import Inbox, Received, SavedFile, TextMessage
 from chatproto.client.tcp import ChatClientProtocol
 from chatproto.client.udp import ChatDatagramClient
 from chatproto.limits import Limits

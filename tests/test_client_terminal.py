@@ -84,13 +84,43 @@ def test_send_to_invalid_userid_is_refused_locally(tmp_path: Path) -> None:
     assert (connection.texts, transport.value()) == ([], b"/send: not a valid userid: ''\n")
 
 
-def test_file_command_sends_the_file(tmp_path: Path) -> None:
-    """``/file bob carol PATH`` hands the open file to the connection."""
-    path = tmp_path / "my file.bin"
+def test_file_command_sends_the_file_to_a_comma_list(tmp_path: Path) -> None:
+    """``/file bob,carol PATH`` hands the open file to the connection for both."""
+    path = tmp_path / "f.bin"
     path.write_bytes(b"\x00\x01")
     session, _, connection, _ = terminal(tmp_path)
-    session.dataReceived(f"/file bob carol '{path}'\n".encode())
+    session.dataReceived(f"/file bob,carol {path}\n".encode())
     assert connection.files == [([b"bob", b"carol"], b"\x00\x01", 2)]
+    assert connection.headers == [b"\x00chatproto-file\x00f.bin\x00"]
+
+
+def test_file_path_is_the_rest_of_the_line_spaces_included(tmp_path: Path) -> None:
+    """After the recipients, the whole rest of the line is the path, without quoting."""
+    path = tmp_path / "my holiday  photo.jpg"
+    path.write_bytes(b"jpg")
+    session, _, connection, _ = terminal(tmp_path)
+    session.dataReceived(f"/file bob   {path}  \n".encode())
+    assert connection.files == [([b"bob"], b"jpg", 3)]
+
+
+def test_file_with_recipients_separated_by_spaces_is_explained(tmp_path: Path) -> None:
+    """``/file bob a.bin b.txt`` with no file ``a.bin b.txt``: the comma form is shown."""
+    (tmp_path / "b.txt").write_bytes(b"b")
+    session, transport, connection, _ = terminal(tmp_path)
+    session.dataReceived(b"/file bob a.bin b.txt\n")
+    assert connection.files == []
+    assert transport.value() == (
+        b"/file: no file 'a.bin b.txt'; recipients go in one comma-separated word:"
+        b" /file bob,a.bin b.txt\n"
+    )
+
+
+def test_file_without_a_path_shows_the_usage(tmp_path: Path) -> None:
+    """``/file bob`` alone shows the one form of the command."""
+    session, transport, connection, _ = terminal(tmp_path)
+    session.dataReceived(b"/file bob \n")
+    assert connection.files == []
+    assert transport.value() == b"usage: /file USER[,USER...] PATH\n"
 
 
 def test_file_command_reports_when_the_file_is_sent(tmp_path: Path) -> None:

@@ -149,6 +149,28 @@ def test_chat_server_with_workers_stops_them_all_on_sigint(start_supervisor):
     assert not [pid for pid in supervisor.seen if pid_alive(pid)]
 
 
+def test_workers_stop_cleanly_when_their_parent_is_killed(start_supervisor, tcp, redis) -> None:
+    """SIGKILL to chat_server --workers 2 (which cannot stop its workers) makes each worker
+    stop as on SIGTERM: its clients are disconnected and their userids freed in Redis at
+    once, not after --cluster-ttl, and no worker is left running."""
+    supervisor = start_supervisor()
+    wait_until(lambda: supervisor.serving(2), what="2 workers listening")
+    alice = tcp(supervisor.port)
+    login_when_free(alice, b"alice")
+    key = b"chatproto:0:user:alice"
+    assert redis.execute(b"GET", key) != b"$-1\r\n"  # claimed by her worker
+    workers = supervisor.workers()
+    supervisor.server.process.send_signal(signal.SIGKILL)
+    supervisor.server.process.wait(timeout=TIMEOUT_S)
+    # Now orphans: child_pids of the dead parent says nothing, so poll the pids seen.
+    wait_until(
+        lambda: not [pid for pid in workers if pid_alive(pid)],
+        what=f"workers {workers} to exit after their parent",
+    )
+    assert alice.recv_until_closed() == b""
+    assert redis.execute(b"GET", key) == b"$-1\r\n"  # released: the stop was a clean one
+
+
 @pytest.mark.e2e
 def test_chat_server_with_workers_on_a_port_in_use_exits_1_with_one_line(tmp_path):
     """chat_server --workers 2 on a port held without SO_REUSEPORT exits 1 before any worker."""

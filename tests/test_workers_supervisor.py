@@ -8,7 +8,7 @@ from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.python.failure import Failure
 
 from chatproto.server.reuseport import ReusePortCheck
-from chatproto.server.workers import WorkerMonitor
+from chatproto.server.workers import PARENT_PIPE_ENV, WorkerMonitor
 from tests.e2e_support import HOST
 from tests.workers_support import CLUSTER, supervisor
 
@@ -26,7 +26,8 @@ def test_make_service_with_3_workers_runs_3_processes_with_the_worker_command() 
     command = [sys.executable, "-m", "chatproto", "-v", f"--cluster={CLUSTER}"]
     command += [f"--interface={HOST}", "--reuse-port", "--", "9000", "9001"]
     assert [process.args for process in reactor.processes] == [command] * 3
-    assert all(process.env == dict(os.environ) for process in reactor.processes)
+    worker_env = {**os.environ, PARENT_PIPE_ENV: "0"}
+    assert all(process.env == worker_env for process in reactor.processes)
     assert sorted(monitor.protocols) == ["worker-1", "worker-2", "worker-3"]
 
 

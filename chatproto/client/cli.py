@@ -2,9 +2,11 @@
 
 The client is split by job; each module imports only the ones listed before it:
 
-* :mod:`chatproto.client.files`: what a delivery becomes (:class:`Inbox`,
-  :class:`TextMessage`, :class:`SavedFile`) and sending files
-  (:class:`ChunkedFileSender`).
+* :mod:`chatproto.client.file_header`: the header that names a file in a
+  body (pure); :mod:`chatproto.client.naming`: names for received files
+  (:func:`claim_file_name`); :mod:`chatproto.client.inbox`: what a delivery
+  becomes (:class:`Inbox`, :class:`TextMessage`, :class:`SavedFile`);
+  :mod:`chatproto.client.sending`: sending files (:class:`ChunkedFileSender`).
 * :mod:`chatproto.client.views`: the interface between a connection and a
   front end (:class:`ChatView`, :class:`ChatConnection`), how messages are
   shown, and the front ends :class:`JsonLinesView` and :class:`FileSendJob`.
@@ -14,49 +16,41 @@ The client is split by job; each module imports only the ones listed before it:
   events, the view); :mod:`chatproto.client.tcp` (:class:`ChatClientProtocol`)
   and :mod:`chatproto.client.udp` (:class:`ChatDatagramClient`) adapt the two
   transports to the codec of :mod:`chatproto.wire.client_codec`.
-* this module: the command line (:class:`Options`, :func:`main`, :func:`run`),
-  which connects, logs in, starts the chosen front end on a single reactor
-  and turns how the session ended into the exit status. It re-exports the
-  public names of the others.
+* :mod:`chatproto.client.options`: the command line (:class:`Options`);
+  :mod:`chatproto.client.endpoints`: reaching the server it names and
+  logging in (:func:`connect`), and why that failed.
+* this module: :func:`main` and :func:`run`, which start the chosen front
+  end on a single reactor and turn how the session ended into the exit
+  status. It re-exports the public names of the others.
 
 The client prints only its user-facing output; diagnostics go to
 ``twisted.logger``, whose observer here shows nothing but unexpected errors.
 """
 
-import ipaddress
-import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
-from twisted.internet import endpoints
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.defer import Deferred
 from twisted.internet.stdio import StandardIO
 from twisted.logger import ILogObserver, LogEvent, Logger, formatEvent, globalLogBeginner
 from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import provider
 
-from chatproto.argtypes import AnyOrderOptions, port_number, positive_int
 from chatproto.client.connection import (
     CLOSE_TIMEOUT_S,
     LOGIN_TIMEOUT_S,
     LoginRefusedError,
     NoLoginReplyError,
 )
-from chatproto.client.files import (
-    ChunkedFileSender,
-    Inbox,
-    Received,
-    SavedFile,
-    TextMessage,
-    UnsavedFile,
-    claim_file_name,
-    open_file_to_send,
-    safe_file_stem,
-)
+from chatproto.client.endpoints import connect, login_error, tls_client_options, where
+from chatproto.client.inbox import Inbox, Received, SavedFile, TextMessage, UnsavedFile
+from chatproto.client.naming import claim_file_name, safe_file_stem
+from chatproto.client.options import Options, SetupError
+from chatproto.client.sending import ChunkedFileSender, file_header_for, open_file_to_send
 from chatproto.client.tcp import ChatClientProtocol
 from chatproto.client.terminal import TerminalSession
 from chatproto.client.udp import ChatDatagramClient
@@ -71,11 +65,8 @@ from chatproto.client.views import (
     clock_text,
     error_line,
     json_record,
-    parse_recipients,
     render_message,
 )
-from chatproto.limits import Limits
-from chatproto.wire.grammar import is_valid_userid
 
 __all__ = [
     # the connection side and the command line
@@ -91,7 +82,7 @@ __all__ = [
     "main",
     "run",
     "start",
-    # re-exported from chatproto.client.files
+    # re-exported from chatproto.client.naming, .inbox and .sending
     "ChunkedFileSender",
     "Inbox",
     "Received",
@@ -111,79 +102,6 @@ __all__ = [
 ]
 
 _log = Logger()
-
-
-# -- command line ----------------------------------------------------------------
-
-
-class Options(AnyOrderOptions):
-    """Command-line options of ``chat_client``: ``HOST PORT USERID`` and flags, in any order.
-
-    After parsing: ``host`` (str), ``port`` (int), ``user`` (bytes), ``send``
-    (list of recipient userids as bytes), ``file`` (str or None), ``udp``,
-    ``listen``, ``download-dir`` and ``max-message``.
-    """
-
-    synopsis = "[options] HOST PORT USERID"
-    longdesc = (
-        "Log in to a chat server as USERID and chat from the terminal: a typed line goes to "
-        "everyone, /help lists the commands. With --listen, print received messages as JSON "
-        "lines; with --send USER --file PATH, send one file and exit."
-    )
-
-    optFlags = [
-        ["udp", None, "Talk to the server over UDP (short messages only; files need TCP)."],
-        ["listen", None, "Print received messages as JSON lines until interrupted."],
-    ]
-    optParameters = [
-        ["download-dir", "d", ".", "Directory where received files are saved."],
-        ["file", None, None, "With --send: the file to send; exit when it is sent."],
-        [
-            "max-message",
-            None,
-            Limits().max_message_bytes,
-            "Largest message body in bytes, received or sent (the server's default).",
-            positive_int,
-        ],
-    ]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self["send"] = []
-
-    def opt_send(self, value: str) -> None:
-        """Send --file to USER (repeatable, or USER,USER,...), then exit."""
-        try:
-            self["send"].extend(parse_recipients([value]))
-        except ValueError as error:
-            raise usage.UsageError(f"--send: {error}") from None
-
-    def parseArgs(self, host: str, port: str, user: str) -> None:
-        self["host"] = host
-        self["port"] = port_number(port)
-        raw_user = user.encode("utf-8", "surrogateescape")
-        if not is_valid_userid(raw_user):
-            raise usage.UsageError(
-                f"not a valid userid: {user!r} (1 to 32 printable ASCII characters, no space)"
-            )
-        self["user"] = raw_user
-
-    def postOptions(self) -> None:
-        self["send"] = list(dict.fromkeys(self["send"]))
-        if self["send"] and self["file"] is None:
-            raise usage.UsageError("--send needs --file PATH")
-        if self["file"] is not None and not self["send"]:
-            raise usage.UsageError("--file needs --send USER")
-        if self["send"] and self["listen"]:
-            raise usage.UsageError("--send and --listen do not go together")
-        if self["file"] is not None and self["udp"]:
-            raise usage.UsageError("files need TCP: drop --udp to send a file")
-        if not os.path.isdir(self["download-dir"]):
-            raise usage.UsageError(f"not a directory: {self['download-dir']}")
-
-    def limits(self) -> Limits:
-        """Return the :class:`Limits` these options ask for."""
-        return Limits(max_message_bytes=self["max-message"])
 
 
 def error_observer(err: IO[str]) -> Callable[[LogEvent], None]:
@@ -230,39 +148,47 @@ class _Outcome:
             self._is_stopping = True
             self._reactor.stop()
 
+    def interrupted(self, terminal: IO[str] | None) -> None:
+        """Ctrl-C: end the line the terminal echoed ``^C`` on, then stop as planned.
 
-def connect(options: Options, reactor, inbox: Inbox) -> Deferred:  # type: ignore[no-untyped-def]
-    """Connect and log in as ``options`` say; fire with the logged-in connection.
+        The status stays the one set at the start: 0, or 1 for ``--send``
+        (the file did not go out whole).
+        """
+        if terminal is not None and not self._is_stopping:
+            terminal.write("\n")
+            terminal.flush()
+        self.exit(self.status)
 
-    Fails with the connection error, :class:`LoginRefusedError` or :class:`NoLoginReplyError`.
+
+def _terminal(*streams: IO[str]) -> IO[str] | None:
+    """Return the first of ``streams`` that is a terminal, or None."""
+    for stream in streams:
+        try:
+            if stream.isatty():
+                return stream
+        except (OSError, ValueError):  # closed, or no file behind it
+            continue
+    return None
+
+
+def open_outgoing(options: Options) -> tuple[BinaryIO, int, bytes] | None:
+    """Open ``--file`` (if given) as :func:`open_file_to_send` checks it.
+
+    Returns:
+        The open file, its size and the file-name header to send before it.
+
+    Raises:
+        SetupError: it is missing, unreadable, not a regular file or too big.
     """
-    host, port, user, limits = options["host"], options["port"], options["user"], options.limits()
-    if options["udp"]:
-
-        def listen(address: str) -> Deferred:
-            client = ChatDatagramClient(user, (address, port), inbox, reactor, limits)
-            # A server on loopback is reached from loopback: bind nothing wider.
-            is_loopback = ipaddress.ip_address(address).is_loopback
-            reactor.listenUDP(0, client, interface=address if is_loopback else "")
-            return client.logged_in.addCallback(lambda _: client)
-
-        return reactor.resolve(host).addCallback(listen)
-    endpoint = endpoints.HostnameEndpoint(reactor, host, port, timeout=LOGIN_TIMEOUT_S)
-    protocol = ChatClientProtocol(user, inbox, reactor, limits)
-    connected = endpoints.connectProtocol(endpoint, protocol)
-    return connected.addCallback(lambda _: protocol.logged_in).addCallback(lambda _: protocol)
-
-
-def _login_error(options: Options, failure: Failure) -> str:
-    """Say in one line why connecting or logging in failed."""
-    where = f"{options['host']}:{options['port']}"
-    if failure.check(LoginRefusedError):
-        return f"cannot log in as {options['user'].decode('ascii')}: {failure.getErrorMessage()}"
-    if failure.check(NoLoginReplyError):
-        return f"cannot log in at {where}: {failure.getErrorMessage()}"
-    if failure.check(ConnectionRefusedError):
-        return f"cannot connect to {where}: connection refused (is the server running?)"
-    return f"cannot connect to {where}: {failure.getErrorMessage().rstrip('.')}"
+    if options["file"] is None:
+        return None
+    path = Path(options["file"])
+    header = file_header_for(path)
+    try:
+        source, size = open_file_to_send(path, options["max-message"], len(header))
+    except OSError as error:
+        raise SetupError(f"cannot send {path}: {error.strerror or error}") from None
+    return source, size, header
 
 
 def start(
@@ -271,36 +197,36 @@ def start(
     stdout: IO[str],
     stderr: IO[str],
     on_exit: Callable[[int], None],
+    outgoing: tuple[BinaryIO, int, bytes] | None = None,
+    tls: Any = None,
 ) -> Deferred:
-    """Open the file to send (if any), connect, log in and start the chosen front end.
+    """Connect, log in and start the chosen front end.
 
-    Every way this can end calls ``on_exit`` with the exit status, once.
+    ``outgoing`` is the ``--file`` opened by :func:`open_outgoing` (owned from
+    now on), ``tls`` the options :func:`tls_client_options` made. Every way
+    this can end calls ``on_exit`` with the exit status, once.
     """
     source: BinaryIO | None = None
-    if options["file"] is not None:
+    if outgoing is not None:
+        source, size, header = outgoing
         path = Path(options["file"])
-        try:
-            source, size = open_file_to_send(path, options["max-message"])
-        except OSError as error:
-            error_line(stderr, f"{PROGRAM}: cannot send {path}: {error.strerror or error}")
-            on_exit(1)
-            return succeed(None)
     download_dir = Path(options["download-dir"])
     inbox = Inbox(download_dir)
-    where = f"{options['host']}:{options['port']}"
     user = options["user"].decode("ascii")
 
     def logged_in(connection: ChatConnection) -> None:
         # Once the process is stopping, the connection closing is no news.
         reactor.addSystemEventTrigger("before", "shutdown", connection.attach, _QuietView())
-        banner = f"logged in as {user} at {where} over {connection.transport_name}"
+        banner = f"logged in as {user} at {where(options)} over {connection.transport_name}"
         if options["listen"]:
             error_line(stderr, f"{banner}; listening (Ctrl-C to stop)")
             connection.attach(JsonLinesView(stdout, stderr, on_exit))
         elif source is not None:
             error_line(stderr, banner)
             recipients = options["send"]
-            job = FileSendJob(connection, recipients, path, source, size, stdout, stderr, on_exit)
+            job = FileSendJob(
+                connection, recipients, path, source, size, stdout, stderr, on_exit, header
+            )
             job.start()
         else:
             session = TerminalSession(
@@ -316,10 +242,10 @@ def start(
     def failed(failure: Failure) -> None:
         if source is not None:
             source.close()
-        error_line(stderr, f"{PROGRAM}: {_login_error(options, failure)}")
+        error_line(stderr, f"{PROGRAM}: {login_error(options, failure)}")
         on_exit(1)
 
-    return connect(options, reactor, inbox).addCallbacks(logged_in, failed)
+    return connect(options, reactor, inbox, tls).addCallbacks(logged_in, failed)
 
 
 def main(
@@ -330,7 +256,9 @@ def main(
 ) -> int:
     """Run the client until its session ends; return the process exit status.
 
-    Exit status 2 for bad usage; 1 when connecting or logging in fails, the
+    Exit status 2 for bad usage, including a ``--file`` that cannot be sent,
+    a ``--ca`` that cannot be read, or ``--tls`` without the ``[tls]`` extra
+    (all checked before connecting); 1 when connecting or logging in fails, the
     connection is lost, or a ``--send`` fails; 0 otherwise (``/quit``,
     end of input, or Ctrl-C under ``--listen``).
     """
@@ -342,6 +270,13 @@ def main(
     except usage.UsageError as error:
         error_line(stderr, f"{PROGRAM}: {error} (see {PROGRAM} --help)")
         return 2
+    try:
+        tls = tls_client_options(options)
+        outgoing = open_outgoing(options)
+    except SetupError as error:
+        error_line(stderr, f"{PROGRAM}: {error}")
+        return 2
+    is_own_reactor = reactor is None
     if reactor is None:
         from twisted.internet import reactor
     globalLogBeginner.beginLoggingTo([error_observer(stderr)], redirectStandardIO=False)
@@ -352,7 +287,16 @@ def main(
             _log.failure("start-up failed", failure)
             outcome.exit(1)
 
-        start(options, reactor, stdout, stderr, outcome.exit).addErrback(crashed)
+        def on_sigint(number: int, frame: object) -> None:
+            # Only note it here; the reactor thread does the writing.
+            reactor.callFromThread(outcome.interrupted, _terminal(stderr, stdout))
+
+        if is_own_reactor:
+            # In place of the reactor's own SIGINT handler (it restores the
+            # original one when it stops).
+            signal.signal(signal.SIGINT, on_sigint)
+        started = start(options, reactor, stdout, stderr, outcome.exit, outgoing, tls)
+        started.addErrback(crashed)
 
     reactor.callWhenRunning(begin)
     reactor.run()

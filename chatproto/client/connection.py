@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatproto.client.files import Inbox
+from chatproto.client.inbox import Inbox
 from chatproto.client.views import ChatView
 from chatproto.wire.events import (
     BodyData,

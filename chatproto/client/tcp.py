@@ -1,7 +1,7 @@
 """The client's TCP connection, :class:`ChatClientProtocol` (PROTOCOL §2-§4).
 
 It queues outgoing messages and files, streams files with a
-:class:`~chatproto.client.files.ChunkedFileSender` and half-closes when asked
+:class:`~chatproto.client.sending.ChunkedFileSender` and half-closes when asked
 to finish; server events are handled by :mod:`chatproto.client.connection`.
 """
 
@@ -10,7 +10,13 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IReactorTime
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IReactorTime,
+    ISSLTransport,
+)
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -21,10 +27,8 @@ from chatproto.client.connection import (
     _reason_text,
     _ServerEventHandler,
 )
-from chatproto.client.files import (
-    ChunkedFileSender,
-    Inbox,
-)
+from chatproto.client.inbox import Inbox
+from chatproto.client.sending import ChunkedFileSender
 from chatproto.limits import Limits
 from chatproto.wire.client_codec import ClientDecoder
 from chatproto.wire.encode import encode_command, encode_login, encode_message
@@ -43,7 +47,8 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
     arrives.
 
     Attributes:
-        transport_name: ``"TCP"``.
+        transport_name: what the connection runs over, for the banner: ``"TCP"``
+            unless told (``"TLS"``, ``"a unix socket"``).
         can_send_files: True.
         is_datagram: False: bodies are streamed, up to ``max_body_bytes``.
         max_body_bytes: the largest message body (``limits.max_message_bytes``).
@@ -54,9 +59,15 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
     is_datagram = False
 
     def __init__(
-        self, user: bytes, inbox: Inbox, clock: IReactorTime, limits: Limits | None = None
+        self,
+        user: bytes,
+        inbox: Inbox,
+        clock: IReactorTime,
+        limits: Limits | None = None,
+        transport_name: str = "TCP",
     ) -> None:
         super().__init__(user, inbox, clock)
+        self.transport_name = transport_name
         limits = limits if limits is not None else Limits()
         self.max_body_bytes = limits.max_message_bytes
         self._decoder = ClientDecoder(limits)
@@ -66,6 +77,8 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         self._is_write_closed = False
         self._close_timer: IDelayedCall | None = None
         self._lost_reason: str | None = None
+        self._is_lost = False
+        self._reads_while_closing = False  # a TLS session closing as asked still reads
 
     @property
     def is_sending_file(self) -> bool:
@@ -80,12 +93,17 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         self.transport.write(encode_login(self.user))
         self._start_login_timer()
 
+    @property
+    def _is_reading(self) -> bool:
+        """Whether received bytes still matter: not once we close, but for TLS's half-close."""
+        return not self.transport.disconnecting or self._reads_while_closing
+
     def dataReceived(self, data: bytes) -> None:
-        if self.transport.disconnecting:
+        if not self._is_reading:
             return
         try:
             self._decoder.feed(data)
-            while not self.transport.disconnecting:
+            while self._is_reading:
                 event = self._decoder.next_event()
                 if event is NEED_DATA:
                     return
@@ -94,7 +112,7 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         except Exception:
             self.log.failure("error handling data from the server")
             self._lost_reason = "internal error (see above)"
-            self.transport.abortConnection()
+            self._abort()
 
     def readConnectionLost(self) -> None:
         """The server closed its side: close ours too (a delivery cut short is dropped).
@@ -102,7 +120,7 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         A file still being sent could never arrive, so it is not flushed first.
         """
         if self._file_sender is not None:
-            self.transport.abortConnection()
+            self._abort()
         else:
             self.transport.loseConnection()
 
@@ -110,6 +128,7 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         """Our sending side is closed; keep reading until the server closes."""
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._is_lost = True
         for timer in (self._login_timer, self._close_timer):
             if timer is not None and timer.active():
                 timer.cancel()
@@ -117,7 +136,10 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         self._inbox.abort()
         self._abandon_outbox()
         if not self.logged_in.called:
-            self._fail_login(NoLoginReplyError("the server closed the connection first"))
+            if reason is not None and not reason.check(ConnectionDone, ConnectionLost):
+                self._fail_login(reason.value)  # e.g. a TLS handshake that failed
+            else:
+                self._fail_login(NoLoginReplyError("the server closed the connection first"))
             return
         is_expected = self._is_finishing and self._lost_reason is None
         why = self._lost_reason or _reason_text(reason)
@@ -136,13 +158,16 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         source: BinaryIO,
         size: int,
         on_progress: Callable[[int, int], None] | None = None,
+        header: bytes = b"",
     ) -> Deferred[int]:
         """Queue ``source`` (``size`` bytes, owned from now on) as a chunked ``SEND``.
+
+        ``header`` (a file-name header) goes before the file's bytes.
 
         Returns:
             The sender's :attr:`ChunkedFileSender.done`.
         """
-        sender = ChunkedFileSender(source, size, on_progress)
+        sender = ChunkedFileSender(source, size, on_progress, header=header)
         self._outbox.append((encode_command(recipients), sender))
         self._pump()
         return sender.done
@@ -157,8 +182,8 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
     def _pump(self) -> None:
         """Write queued items in order; a file holds the line until it is done."""
         transport = self.transport
-        if transport is None or self._is_write_closed:
-            return
+        if transport is None or self._is_write_closed or self._is_lost:
+            return  # (once lost, e.g. at shutdown, the transport has no socket left)
         while self._file_sender is None and self._outbox:
             item = self._outbox.popleft()
             if isinstance(item, bytes):
@@ -179,7 +204,7 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
                 # The body cannot be finished: only closing makes the server drop it.
                 self._lost_reason = f"sending a file failed: {result.getErrorMessage()}"
                 if self.transport is not None and not self.transport.disconnecting:
-                    self.transport.abortConnection()
+                    self._abort()
             else:
                 self._pump()
         return result
@@ -188,12 +213,20 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
         if self._is_write_closed:
             return
         self._is_write_closed = True
-        self.transport.loseWriteConnection()
+        if ISSLTransport.providedBy(self.transport):
+            # No half-close at the TLS layer: loseWriteConnection would reach the TCP
+            # socket under it and cut off what TLS has not written yet. loseConnection
+            # writes it all, then close_notify, and the server's answers still arrive
+            # until its own close_notify.
+            self._reads_while_closing = True
+            self.transport.loseConnection()
+        else:
+            self.transport.loseWriteConnection()
         self._close_timer = self._clock.callLater(CLOSE_TIMEOUT_S, self._close_timed_out)
 
     def _close_timed_out(self) -> None:
         self._close_timer = None
-        self.transport.abortConnection()
+        self._abort()
 
     def _abandon_outbox(self) -> None:
         """The connection is gone: stop the transfer and fail the queued ones."""
@@ -212,5 +245,11 @@ class ChatClientProtocol(_ServerEventHandler, Protocol):
             self._drop()
 
     def _drop(self) -> None:
+        self._reads_while_closing = False
         if self.transport is not None:
             self.transport.loseConnection()
+
+    def _abort(self) -> None:
+        """Close at once, dropping what is unsent, and read nothing more."""
+        self._reads_while_closing = False
+        self.transport.abortConnection()

@@ -6,7 +6,6 @@ through :class:`~chatproto.client.views.ChatConnection`.
 """
 
 import os
-import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,12 +15,10 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatproto.client.files import (
-    MAX_TEXT_BYTES,
-    Received,
-    open_file_to_send,
-)
+from chatproto.client.inbox import MAX_TEXT_BYTES, Received
+from chatproto.client.sending import file_header_for, open_file_to_send
 from chatproto.client.views import (
+    FILE_USAGE,
     HELP_TEXT,
     ChatConnection,
     Console,
@@ -186,31 +183,32 @@ class TerminalSession(LineReceiver):
         return True
 
     def _file(self, arguments: str) -> None:
-        try:
-            words = shlex.split(arguments)
-        except ValueError as error:
-            self.console.line(f"/file: {error}")
-            return
-        if len(words) < 2:
-            self.console.line("usage: /file USER [USER ...] PATH")
+        names, _, rest = arguments.partition(" ")
+        path_text = rest.strip(" ")  # the rest of the line, spaces inside included
+        if not names or not path_text:
+            self.console.line(f"usage: {FILE_USAGE}")
             return
         if not self._connection.can_send_files:
             self.console.line("files need TCP: run chat_client without --udp to send files")
             return
         try:
-            recipients = parse_recipients(words[:-1])
+            recipients = parse_recipients([names])
         except ValueError as error:
             self.console.line(f"/file: {error}")
             return
-        path = Path(os.path.expanduser(words[-1]))
+        path = Path(os.path.expanduser(path_text))
+        header = file_header_for(path)
         try:
-            source, size = open_file_to_send(path, self._connection.max_body_bytes)
+            source, size = open_file_to_send(path, self._connection.max_body_bytes, len(header))
+        except FileNotFoundError as error:
+            self.console.line(_missing_file_hint(names, path_text) or _cannot_send(path, error))
+            return
         except OSError as error:
-            self.console.line(f"cannot send {path}: {error.strerror or error}")
+            self.console.line(_cannot_send(path, error))
             return
         names = ",".join(name.decode("ascii") for name in recipients)
         done = self._connection.send_file(
-            recipients, source, size, ProgressReporter(self.console, str(path))
+            recipients, source, size, ProgressReporter(self.console, str(path)), header
         )
         done.addCallbacks(
             lambda sent: self.console.line(f"sent {path} ({sent} bytes) to {names}"),
@@ -227,3 +225,28 @@ class TerminalSession(LineReceiver):
                 self._on_exit(status)  # nothing to flush, and no connectionLost to wait for
             else:
                 self.transport.loseConnection()
+
+
+def _cannot_send(path: Path, error: OSError) -> str:
+    return f"cannot send {path}: {error.strerror or error}"
+
+
+def _missing_file_hint(names: str, path_text: str) -> str | None:
+    """Explain ``/file bob carol PATH`` (the old form) when that PATH is missing, else None.
+
+    Under ``/file USER[,USER...] PATH`` the words after the first are all the
+    path; when no such file exists and they start with a userid, the user
+    most likely listed recipients with spaces.
+    """
+    words = path_text.split()
+    if len(words) < 2:
+        return None
+    try:
+        parse_recipients(words[:-1])
+    except ValueError:
+        return None
+    fixed = ",".join([names, *words[:-1]])
+    return (
+        f"/file: no file {path_text!r}; recipients go in one comma-separated word: "
+        f"/file {fixed} {words[-1]}"
+    )

@@ -13,7 +13,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 
 from chatproto.client.connection import _ServerEventHandler
-from chatproto.client.files import Inbox
+from chatproto.client.inbox import Inbox
 from chatproto.limits import Limits
 from chatproto.wire.client_codec import decode_server_datagram
 from chatproto.wire.encode import encode_login, encode_message
@@ -109,6 +109,7 @@ class ChatDatagramClient(_ServerEventHandler, DatagramProtocol):
         source: BinaryIO,
         size: int,
         on_progress: Callable[[int, int], None] | None = None,
+        header: bytes = b"",
     ) -> Deferred[int]:
         """Refuse: files travel as chunked bodies, and those need TCP (PROTOCOL §3)."""
         source.close()

@@ -24,12 +24,7 @@ from typing import Protocol as TypingProtocol
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from chatproto.client.files import (
-    Received,
-    SavedFile,
-    TextMessage,
-    UnsavedFile,
-)
+from chatproto.client.inbox import Received, SavedFile, TextMessage, UnsavedFile
 from chatproto.limits import MIB
 from chatproto.wire.grammar import is_valid_userid
 
@@ -40,10 +35,13 @@ PROGRESS_MIN_BYTES: Final = MIB
 #: The progress line moves in steps of this many percent.
 PROGRESS_STEP_PERCENT: Final = 10
 
+#: The one form of ``/file``: recipients as for ``/send``, then the rest of the line.
+FILE_USAGE: Final = "/file USER[,USER...] PATH"
+
 HELP_TEXT = """\
 Type a line to send it to everyone (BROADCAST). Commands:
   /send USER[,USER...] TEXT   send TEXT to these users only
-  /file USER [USER ...] PATH  send a file (TCP only; quote a PATH that has spaces)
+  /file USER[,USER...] PATH   send a file (TCP only); PATH is the rest of the line
   /help                       show this help
   /quit                       leave (so does Ctrl-D)
 A line starting with // sends the text after its first /.
@@ -96,8 +94,9 @@ class ChatConnection(TypingProtocol):
         source: BinaryIO,
         size: int,
         on_progress: Callable[[int, int], None] | None = None,
+        header: bytes = b"",
     ) -> Deferred[int]:
-        """Stream ``source`` to ``recipients`` as a chunked message."""
+        """Stream ``header`` and then ``source`` to ``recipients`` as a chunked message."""
         raise NotImplementedError
 
     def finish(self) -> None:
@@ -136,16 +135,22 @@ def json_record(message: Received) -> dict[str, object]:
     """Return the ``--listen`` JSON object for a message.
 
     Keys: ``sender``, ``size`` and one of ``text``, ``path`` (absolute) or
-    ``error`` (a file that could not be saved).
+    ``error`` (a file that could not be saved); a file the sender named also
+    has ``name``, the name as sent (the saved one may differ).
     """
+    record: dict[str, object]
     match message:
         case TextMessage(sender=sender, text=text, size=size):
             return {"sender": sender, "size": size, "text": text}
-        case SavedFile(sender=sender, path=path, size=size):
-            return {"sender": sender, "size": size, "path": os.path.abspath(path)}
-        case UnsavedFile(sender=sender, size=size, reason=reason):
-            return {"sender": sender, "size": size, "error": reason}
-    raise TypeError(f"not a received message: {message!r}")
+        case SavedFile(sender=sender, path=path, size=size, name=name):
+            record = {"sender": sender, "size": size, "path": os.path.abspath(path)}
+        case UnsavedFile(sender=sender, size=size, reason=reason, name=name):
+            record = {"sender": sender, "size": size, "error": reason}
+        case _:
+            raise TypeError(f"not a received message: {message!r}")
+    if name is not None:
+        record["name"] = name
+    return record
 
 
 class Console:
@@ -266,6 +271,7 @@ class FileSendJob:
         source: the open file (owned from now on) and ``size`` its length.
         out: where the final "sent" line goes; ``err``: progress and errors.
         on_exit: called once with the exit status.
+        header: the file-name header sent before the file's bytes.
     """
 
     def __init__(
@@ -278,9 +284,11 @@ class FileSendJob:
         out: IO[str],
         err: IO[str],
         on_exit: Callable[[int], None],
+        header: bytes = b"",
     ) -> None:
         self._connection = connection
         self._recipients = recipients
+        self._header = header
         self._path = path
         self._source = source
         self._size = size
@@ -304,6 +312,7 @@ class FileSendJob:
             self._source,
             self._size,
             ProgressReporter(self._console, str(self._path)),
+            self._header,
         )
         done.addCallbacks(self._file_sent, self._file_failed)
         self._connection.finish()
