@@ -7,6 +7,7 @@ of a conversation with a received image (``docs/web-chat.png`` with
 ``CHATPROTO_UPDATE_SCREENSHOT=1``). Every wait is Playwright's, bounded.
 """
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -22,7 +23,8 @@ from tests.browser_support import (
     png_image,
     sha256,
 )
-from tests.e2e_support import free_ports
+from tests.client_support import ClientProcess
+from tests.e2e_support import HOST, free_ports
 from tests.sockets import TcpClient
 from tests.tls_support import make_certificate, ssl_endpoint
 from tests.web_support import Server, launch_web, wait_for_port_tcp
@@ -326,3 +328,41 @@ def test_a_big_file_shows_a_progress_bar_that_ends_full(web, pages, tmp_path) ->
     shown = [value for hidden, value in seen if not hidden]
     assert len(shown) > 10 and shown == sorted(shown) and shown[-1] > 0.9  # it grew
     assert seen[-1] == [True, 1]  # full when it was hidden again
+
+
+def test_files_pass_between_the_page_and_chat_client_under_their_names(  # type: ignore[no-untyped-def]
+    web, pages, tmp_path
+) -> None:
+    """The page and chat_client agree on the file header: each keeps the other's file name."""
+    _, chat_port, web_port = web
+    page = pages(web_port)
+    log_in(page, "alice")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    listener = ClientProcess(
+        [HOST, str(chat_port), "hal", "--listen", "--download-dir", str(downloads)], tmp_path
+    )
+    try:
+        listener.wait_for(r"logged in as hal .*", stream="err")
+        data = os.urandom(20_000)
+        (tmp_path / "plan.pdf").write_bytes(data)
+        page.fill("#recipients", "hal")
+        page.set_input_files("#file", str(tmp_path / "plan.pdf"))
+        received = json.loads(listener.line(seconds=20))
+        assert (received["sender"], Path(received["path"]).name) == ("alice", "plan.pdf")
+        assert Path(received["path"]).read_bytes() == data
+
+        sender = ClientProcess(
+            [HOST, str(chat_port), "sam", "--send", "alice", "--file", str(tmp_path / "plan.pdf")],
+            tmp_path,
+        )
+        try:
+            assert sender.process.wait(timeout=20) == 0
+        finally:
+            sender.stop()
+        link = entry(page, "sam", "plan.pdf").locator("a.file")
+        with page.expect_download() as download:
+            link.click()
+        assert Path(download.value.path()).read_bytes() == data
+    finally:
+        listener.stop()
