@@ -9,6 +9,7 @@ of a conversation with a received image (``docs/web-chat.png`` with
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,9 +208,9 @@ def test_a_lost_connection_is_said_and_reconnect_logs_in_again(web, pages, launc
     wait_for_port_tcp(web_port, restarted)
     page.keyboard.press("Enter")  # the focused Reconnect button
     page.wait_for_selector("#error", state="hidden")
-    page.wait_for_function(
-        "document.getElementById('status').textContent === 'logged in as alice'"
-    )
+    # Locator waits, not wait_for_function: polling a string would need eval, which
+    # the page's Content-Security-Policy (rightly) forbids.
+    page.locator("#status", has_text=re.compile(r"^logged in as alice$")).wait_for()
     carol = TcpClient(chat_port)
     carol.login(b"carol")
     carol.send(b"SEND alice\n4\nback")
@@ -242,8 +243,8 @@ def test_screenshot_of_a_conversation_with_a_received_image(web, pages, tmp_path
     carol.send(chunked(b"BROADCAST\n", file_body("beach.png", png_image())))
     image = entry(alice, "carol", "beach.png").locator("img.thumbnail")
     image.wait_for()
-    loaded = "img => img.complete && img.naturalWidth === 96"  # decoded, not only linked
-    alice.wait_for_function(loaded, arg=image.element_handle())
+    # decode() settles once the image is decoded (a promise, so no polling, no eval).
+    assert image.evaluate("img => img.decode().then(() => img.naturalWidth)") == 96
     say(alice, "Lovely! Sending you the rest, Bob.", to="bob")
     entry(alice, "alice", "Sending you the rest")
     shot = tmp_path / "web-chat.png"
