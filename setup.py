@@ -15,12 +15,17 @@ setup(
         "chatproto.server",
         "chatproto.cluster",
         "chatproto.client",
+        "chatproto.web",
         "twisted.plugins",
     ],
+    # The chat page (issue 17): served from the installed package, no build step.
+    package_data={"chatproto.web": ["static/*.html", "static/*.css", "static/*.mjs"]},
     install_requires=["twisted>=23.10", "zope.interface"],
     extras_require={
         "metrics": ["prometheus_client>=0.17"],
         "tls": ["twisted[tls]"],
+        # --web: the chat page and its WebSocket (Twisted's, on wsproto).
+        "web": ["twisted[websocket]>=26.10"],
         # hiredis: txredisapi's C reply parser; its pure-Python one reads one
         # reply per reactor turn, too slow for relaying.
         "cluster": ["txredisapi>=1.6", "hiredis>=2"],
@@ -34,6 +39,9 @@ setup(
             "cryptography",
             "txredisapi>=1.6",
             "hiredis>=2",
+            "twisted[websocket]>=26.10",
+            # the page's tests drive Debian's chromium (.ci/run installs it)
+            "playwright>=1.40",
         ],
         # The checks .ci/run makes before the tests (pinned: a new release
         # may add rules or change formatting).

@@ -237,6 +237,9 @@ class Limits:
             address; more are closed at once (``--connect-rate-per-ip``).
         max_udp_sessions_per_ip: UDP users at once from one address; logins
             past it get ``ERROR`` (``--max-udp-sessions-per-ip``).
+        max_web_message_bytes: largest WebSocket message a browser may send
+            (``--web``); one that passes it closes the connection (1009) as
+            soon as it does, so it is never held whole (``--max-web-message``).
     """
 
     max_line_bytes: int = limit(
@@ -373,6 +376,12 @@ class Limits:
         "max-udp-sessions-per-ip",
         "UDP users at once from one address (exempt networks aside); past it: ERROR.",
         Unit.COUNT,
+    )
+    max_web_message_bytes: int = limit(
+        1 * MIB,
+        "max-web-message",
+        "Largest WebSocket message from a browser (--web); a bigger one closes it.",
+        Unit.BYTES,
     )
 
     def __post_init__(self) -> None:

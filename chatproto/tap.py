@@ -42,6 +42,7 @@ from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory
 from chatproto.server.udp import ChatDatagramProtocol, UDPClients
 from chatproto.server.workers import parent_watch, worker_monitor
+from chatproto.web.options import check_web_options, web_origin
 
 _DEFAULT = Limits()
 
@@ -193,6 +194,8 @@ class Options(AnyOrderOptions):
         self["ports"] = []
         self["listen"] = []
         self["limit-exempt"] = parse_networks(DEFAULT_EXEMPT)
+        self["web"] = []  # --web, --web-origin (chatproto.web)
+        self["web-origin"] = []
         #: The arguments as given, kept to build the workers' command line.
         self.argv: list[str] = []
         self._exempt_given = False
@@ -228,6 +231,16 @@ class Options(AnyOrderOptions):
         """Also listen on a Twisted stream endpoint (repeatable): tcp6:9000, ssl:9443:privateKey=key.pem:certKey=cert.pem, unix:/run/chat.sock ... A tcp: or ssl: endpoint without interface= gets --interface; a unix: one without mode= gets mode=660."""  # noqa: E501
         self["listen"].append(endpoint)
 
+    # The web page and its WebSocket; the work is in chatproto.web.
+
+    def opt_web(self, value: str) -> None:
+        """Serve the chat page and its WebSocket on this port (on --interface) or endpoint (repeatable): 8080, tcp6:8080, ssl:8443:privateKey=key.pem:certKey=cert.pem"""  # noqa: E501
+        self["web"].append(value)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """Also accept WebSockets from pages of this origin (repeatable), e.g. https://chat.example.org. Default: only the page's own."""  # noqa: E501
+        self["web-origin"].append(web_origin(origin))
+
     def opt_limit_exempt(self, network: str) -> None:
         """Do not apply the per-address limits to this network (CIDR, repeatable; 'none' for no exemption). Default: 127.0.0.0/8 and ::1."""  # noqa: E501
         if not self._exempt_given:
@@ -255,6 +268,7 @@ class Options(AnyOrderOptions):
         self["listen"] = [effective_endpoint(endpoint, self["interface"]) for endpoint in given]
         if self["workers"] > 1:
             self._check_workers()
+        check_web_options(self)
         if self["metrics-port"] is not None:
             require_extra("--metrics-port", "prometheus_client")
         if self["cluster"] is not None:  # the cluster layer, and the extra it needs
@@ -584,6 +598,12 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
     for endpoint in config["listen"]:
         listener = strports.service(endpoint, factory, reactor=reactor)
         top.add_listener(listener, f"--listen {endpoint}")
+    if config["web"]:  # the chat page and its WebSocket (chatproto.web)
+        from chatproto.web.site import web_services
+
+        webs = web_services(chat, config["web"], interface, config["web-origin"], reactor=reactor)
+        for value, listener in zip(config["web"], webs, strict=True):
+            top.add_listener(listener, f"--web {value}")
     if config["metrics-port"] is not None:
         from chatproto.server.metrics import metrics_site
 

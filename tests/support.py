@@ -50,6 +50,7 @@ class FakeClient:
         self.name: bytes | None = None
         self.peer = peer
         self.expires_when_idle = expires_when_idle
+        self.transport_name = "udp" if expires_when_idle else "tcp"
         self.takes_chunked = takes_chunked
         self.deliveries: list[Delivery] = []
         self.replies: list[bytes] = []

@@ -69,7 +69,11 @@ def test_metrics_page_counts_match_traffic_sent(chat_server, clients):
     alice.expect(b"ERROR\n")
 
     samples = scrape_metrics(metrics_port)
-    assert samples_named(samples, "chat_users_online") == {("tcp",): 2, ("udp",): 1}
+    assert samples_named(samples, "chat_users_online") == {
+        ("tcp",): 2,
+        ("udp",): 1,
+        ("websocket",): 0,
+    }
     assert samples_named(samples, "chat_tcp_connections") == {(): 3}
     assert samples_named(samples, "chat_messages_received_total") == {
         ("send", "short"): 6,
@@ -119,6 +123,7 @@ def test_chat_server_with_metrics_port_without_v_prints_nothing(chat_server, cli
     assert samples_named(scrape_metrics(metrics_port), "chat_users_online") == {
         ("tcp",): 1,
         ("udp",): 0,
+        ("websocket",): 0,
     }
     assert (server.stop(), server.stdout, server.stderr) == (0, b"", b"")
 

@@ -11,6 +11,7 @@ function or under ``TYPE_CHECKING``, must point to a layer it may use
 - ``server``: ``wire``, ``limits``, ``argtypes``;
 - ``cluster``: ``server``, ``wire``, ``limits``, ``argtypes``; the only layer importing txredisapi;
 - ``client``: ``wire``, ``limits``, ``argtypes``; never the server;
+- ``web`` (the page's WebSocket): ``server``, ``wire``, ``limits``, ``argtypes``;
 - ``root`` (``tap``, ``cli``, ``__main__``): the server assembled, with the cluster.
 """
 
@@ -29,7 +30,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "server": {"wire", "limits", "argtypes"},
     "cluster": {"server", "wire", "limits", "argtypes"},
     "client": {"wire", "limits", "argtypes"},
-    "root": {"server", "cluster", "wire", "limits", "argtypes"},
+    "web": {"server", "wire", "limits", "argtypes"},
+    "root": {"server", "cluster", "web", "wire", "limits", "argtypes"},
 }
 
 
@@ -49,7 +51,7 @@ def layer_of(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1:
         return "root"  # the package's own __init__
-    if parts[1] in ("wire", "server", "cluster", "client", "limits", "argtypes"):
+    if parts[1] in ("wire", "server", "cluster", "client", "web", "limits", "argtypes"):
         return parts[1]
     return "root"
 

@@ -32,6 +32,9 @@ class IRecipient(Interface):
     expires_when_idle = Attribute(
         "True if the login lapses after a silence (UDP), False if it lasts while connected."
     )
+    transport_name = Attribute(
+        "What the client came over (str), for log lines and metrics: 'tcp', 'udp' or 'websocket'."
+    )
 
     def deliver(delivery: Delivery) -> bool:
         """Send ``delivery`` to the client, in order after earlier ones.

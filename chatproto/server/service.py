@@ -48,6 +48,9 @@ CANNED_LINES: tuple[bytes, ...] = (
 #: Deliveries to one client between two random messages (PROTOCOL §5).
 MESSAGES_PER_RANDOM = 3
 
+#: How log lines name each transport (``IRecipient.transport_name``).
+TRANSPORT_TITLES = {"tcp": "TCP", "udp": "UDP", "websocket": "WebSocket"}
+
 #: The log namespace of the ``-v`` traffic lines; observers select on it.
 VERBOSE_NAMESPACE = "chatproto.verbose"
 
@@ -99,6 +102,8 @@ class ChatService(service.Service):
         self.addresses = AddressLimits(self.limits, clock, limit_exempt)
         self.writes = WriteBatcher()
         self.stats = Stats()
+        # Users logged in here, by transport name (chat_users_online{transport}).
+        self._online = dict.fromkeys(TRANSPORT_TITLES, 0)
         # Senders of the deliveries each client got since its last random message.
         self._recent_senders: dict[IRecipient, list[bytes]] = {}
         # UDP sessions by last activity, oldest first (dicts keep insertion order).
@@ -151,6 +156,8 @@ class ChatService(service.Service):
         return self._router.register(user, client).addCallback(self._logged_in, client, user)
 
     def _logged_in(self, claimed: bool, client: IRecipient, user: bytes) -> bool:
+        if claimed:
+            self._online[client.transport_name] += 1
         if claimed and client.expires_when_idle:
             self.touch(client)
             self.addresses.udp_session_opened(client.peer)
@@ -168,7 +175,7 @@ class ChatService(service.Service):
             "{user} logged in from {peer} over {transport}",
             user=verbose.escape(client.name or b""),
             peer=client.peer,
-            transport="UDP" if client.expires_when_idle else "TCP",
+            transport=TRANSPORT_TITLES[client.transport_name],
         )
 
     def new_flood_control(self) -> FloodControl | None:
@@ -186,6 +193,7 @@ class ChatService(service.Service):
         """Release ``client``'s userid and forget its counters. Safe to repeat."""
         if client.name is not None and self._router.lookup(client.name) is client:
             self._router.unregister(client.name, client)
+            self._online[client.transport_name] -= 1
             self.log.info("{who} logged out", who=self.describe(client))
         self._recent_senders.pop(client, None)
         if self._last_seen.pop(client, None) is not None:  # a UDP user
@@ -201,9 +209,8 @@ class ChatService(service.Service):
         return len(self._router)
 
     def users_by_transport(self) -> dict[str, int]:
-        """How many users are logged in over TCP and over UDP."""
-        udp = len(self._last_seen)
-        return {"tcp": len(self._router) - udp, "udp": udp}
+        """How many users are logged in here over each transport (TCP, UDP, WebSocket)."""
+        return dict(self._online)
 
     def describe(self, client: IRecipient) -> str:
         """Name ``client`` for a log line: ``alice (10.0.0.1)``, or its address alone."""

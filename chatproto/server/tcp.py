@@ -51,12 +51,15 @@ class ChatProtocol(Protocol, TimeoutMixin):
         name: the userid once logged in, else None.
         peer: the client's IP address.
         expires_when_idle: False: a TCP user stays logged in while connected.
+        transport_name: ``"tcp"`` (a subclass that carries the stream in
+            other frames names its own).
     """
 
     log = Logger()
     factory: "ChatFactory"
     transport: IStreamTransport
     expires_when_idle = False
+    transport_name = "tcp"
     _decoder: Decoder
     _received: ReceivedStream | None
     _session: ClientSession

@@ -63,9 +63,11 @@ class UDPClient:
         login_port: the port it logged in on: deliveries go out from there.
         reply_port: the port its latest datagram came to: replies go out from there.
         expires_when_idle: True: a UDP user is logged out after a silence.
+        transport_name: ``"udp"``.
     """
 
     expires_when_idle = True
+    transport_name = "udp"
 
     __slots__ = (
         "name",
