@@ -87,7 +87,8 @@ def test_the_tables_of_addresses_stay_bounded(monkeypatch: pytest.MonkeyPatch) -
         table.admit_connection(host)
         table.connection_closed(host)
         table.should_log(host, "connect-rate-per-ip")
-    assert (len(table._connects), len(table._logged), len(table._open)) == (10, 10, 0)
+    sizes = (len(table._connects), len(table._logged), len(table._exempt_by_host))
+    assert (sizes, len(table._open)) == ((10, 10, 10), 0)
 
 
 # -- in the factory and the service -----------------------------------------------------

@@ -14,9 +14,9 @@ Addresses in the exempt networks (``--limit-exempt``; loopback by default)
 are not limited, nor are clients without an IP address (a UNIX socket).
 
 Memory stays bounded: an address is counted only while it holds
-connections or sessions, and the connect rates and "already logged" marks
-of at most :data:`MAX_TRACKED_ADDRESSES` addresses are kept, the oldest
-forgotten first.
+connections or sessions, and the connect rates, "already logged" marks and
+exemption decisions of at most :data:`MAX_TRACKED_ADDRESSES` addresses are
+kept, the oldest forgotten first.
 """
 
 import ipaddress
@@ -62,11 +62,20 @@ class AddressLimits:
         # Per address: (connect tokens, when counted), oldest first.
         self._connects: dict[str, tuple[float, float]] = {}
         self._logged: dict[tuple[str, str], float] = {}  # (address, limit): when
+        # Whether each address seen is exempt: parsing one costs 5 µs, a lookup 50 ns.
+        self._exempt_by_host: dict[str, bool] = {}
 
     def is_exempt(self, host: str | None) -> bool:
         """Whether ``host`` is not limited (an exempt network, or not an IP address)."""
         if host is None:
             return True
+        known = self._exempt_by_host.get(host)
+        if known is None:
+            known = self._decide_exempt(host)
+            self._remember(self._exempt_by_host, host, known)
+        return known
+
+    def _decide_exempt(self, host: str) -> bool:
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
