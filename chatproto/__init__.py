@@ -7,8 +7,9 @@ The package is layered, and imports only point down (``tests/test_layers.py``):
 - ``server/``: the Twisted server (service, sessions, TCP, UDP, outbox, spool);
 - ``cluster/``: the Redis router of the ``[cluster]`` extra, on top of the server;
 - ``client/``: ``chat_client``, on the wire codec alone;
-- ``tap`` and ``cli``: the service assembled from the options (``twistd chat``,
-  ``chat_server``), the one place that puts the server and the cluster together.
+- ``options``, ``endpoints``, ``serving``, ``tap`` and ``cli``: the command line and
+  the service assembled from it (``twistd chat``, ``chat_server``), the one place
+  that puts the server, the cluster and the web layer together.
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """``chat_server``: run the chat service in the foreground, as the brief asks.
 
-A thin wrapper over :mod:`chatproto.tap`: the same options and the same
+A thin wrapper over :mod:`chatproto.tap`: the same options (:mod:`chatproto.options`) and the same
 service as ``twistd chat``. It prints nothing unless ``-v`` is given; then
 the traffic lines go to stdout and unexpected errors to stderr. With
 ``--workers N`` the workers' output lines are passed on as they are: their
@@ -16,9 +16,11 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import provider
 
+from chatproto.options import Options, usage_error_line
 from chatproto.server.service import VERBOSE_NAMESPACE
 from chatproto.server.workers import WORKER_NAMESPACE
-from chatproto.tap import ListenError, Options, makeService, usage_error_line
+from chatproto.serving import ListenError
+from chatproto.tap import makeService
 
 PROGRAM = "chat_server"
 

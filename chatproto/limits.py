@@ -2,13 +2,13 @@
 
 Nothing else in chatproto holds a magic number for a limit: the codec, the
 protocols and the service all read them from a :class:`Limits` instance, and
-``tap.Options`` builds one from the command line (PROTOCOL.md §7).
+``chatproto.options.Options`` builds one from the command line (PROTOCOL.md §7).
 
 Each field of :class:`Limits` is declared with :func:`limit`, which records
 its option name, help text and unit. :data:`LIMITS` lists those declarations
 (as :class:`Limit`), and everything else derives from it: the validation in
 ``Limits.__post_init__``, the command-line options and their help
-(``chatproto.tap``), and the check of README's limits table
+(``chatproto.options``), and the check of README's limits table
 (``tests/test_limits_doc.py``). This module imports nothing of chatproto.
 """
 

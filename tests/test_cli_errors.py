@@ -18,8 +18,10 @@ from twisted.scripts.twistd import ServerOptions
 
 from chatproto import cli
 from chatproto.argtypes import OptionError
+from chatproto.endpoints import endpoint_arguments
 from chatproto.limits import LIMITS, Limit
-from chatproto.tap import ListenError, Options, ServerService, endpoint_arguments
+from chatproto.options import Options
+from chatproto.serving import ListenError, ServerService
 from tests.tls_support import make_certificate
 
 

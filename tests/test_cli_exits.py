@@ -156,7 +156,7 @@ def test_chat_server_version_names_chatproto(run_to_exit) -> None:  # type: igno
 # -- item 6: the same failures under both programs, and how each stops -----------------------
 
 #: The log line twistd -n shows (on stdout) for a listener that failed.
-TWISTD_CRITICAL = re.compile(r"^\S+ \[chatproto\.tap\.ServerService#critical\] (?P<text>.*)$")
+TWISTD_CRITICAL = re.compile(r"^\S+ \[chatproto\.serving\.ServerService#critical\] (?P<text>.*)$")
 
 
 @contextmanager

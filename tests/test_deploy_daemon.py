@@ -144,11 +144,11 @@ def test_daemon_on_a_port_in_use_exits_1_with_twistds_message_and_one_log_line(t
         launcher.process.wait(timeout=TIMEOUT_S)
         assert (launcher.stop(), launcher.stdout) == (1, b"")
     assert launcher.stderr.decode() == (
-        f"An error has occurred: b'chatproto.tap.ListenError: {text}'\n"
+        f"An error has occurred: b'chatproto.serving.ListenError: {text}'\n"
         "Please look at log file for more information.\n"
     )
     wait_for_log_text(logfile, text)
     wait_until(lambda: not pidfile.exists(), what="twistd to remove its pidfile")
     log = logfile.read_text("ascii")
-    assert ("chatproto.tap.ServerService", text) in twistd_log_entries(log)
+    assert ("chatproto.serving.ServerService", text) in twistd_log_entries(log)
     assert log.count("cannot listen") == 1 and "Traceback" not in log

@@ -12,7 +12,8 @@ function or under ``TYPE_CHECKING``, must point to a layer it may use
 - ``cluster``: ``server``, ``wire``, ``limits``, ``argtypes``; the only layer importing txredisapi;
 - ``client``: ``wire``, ``limits``, ``argtypes``; never the server;
 - ``web`` (the page's WebSocket): ``server``, ``wire``, ``limits``, ``argtypes``;
-- ``root`` (``tap``, ``cli``, ``__main__``): the server assembled, with the cluster.
+- ``root`` (``options``, ``endpoints``, ``serving``, ``tap``, ``cli``, ``__main__``): the server
+  assembled, with the cluster and the web layer.
 """
 
 import ast

@@ -15,6 +15,7 @@ from twisted.plugin import getPlugins
 
 import chatproto
 from chatproto import tap
+from chatproto.options import version_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,7 +63,7 @@ def test_wheel_ships_the_plugin_and_the_console_script(tmp_path: Path) -> None:
 
 def test_version_text_starts_with_chatproto_and_its_version() -> None:
     """--version's text (both programs) is ``chatproto <version>``, then Twisted's and Python's."""
-    first, *rest = tap.version_text().splitlines()
+    first, *rest = version_text().splitlines()
     assert first == f"chatproto {chatproto.__version__}"
     assert rest == [f"Twisted {twisted_version}, Python {platform.python_version()}"]
 

@@ -1,4 +1,4 @@
-"""The checks of ``--web`` and ``--web-origin`` that ``chatproto.tap.Options`` makes.
+"""The checks of ``--web`` and ``--web-origin`` that ``chatproto.options.Options`` makes.
 
 Standard library and Twisted's usage only, so that a command line can be
 checked (and refused with a clear message) without the ``[web]`` extra.
