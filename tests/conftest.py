@@ -78,12 +78,12 @@ def start_server(launch) -> StartServer:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def tcp() -> Iterator[Callable[[int], TcpClient]]:
-    """Open TCP clients on demand; close them all at teardown."""
+def tcp() -> Iterator[Callable[..., TcpClient]]:
+    """Open TCP clients on demand (``tcp(port, source=None)``); close them all at teardown."""
     clients: list[TcpClient] = []
 
-    def connect(port: int) -> TcpClient:
-        client = TcpClient(port)
+    def connect(port: int, source: str | None = None) -> TcpClient:
+        client = TcpClient(port, source)
         clients.append(client)
         return client
 
@@ -93,12 +93,12 @@ def tcp() -> Iterator[Callable[[int], TcpClient]]:
 
 
 @pytest.fixture
-def udp() -> Iterator[Callable[[int], UdpClient]]:
-    """Open UDP clients on demand; close them all at teardown."""
+def udp() -> Iterator[Callable[..., UdpClient]]:
+    """Open UDP clients on demand (``udp(port, source=None)``); close them all at teardown."""
     clients: list[UdpClient] = []
 
-    def open_client(port: int) -> UdpClient:
-        client = UdpClient(port)
+    def open_client(port: int, source: str | None = None) -> UdpClient:
+        client = UdpClient(port, source=source)
         clients.append(client)
         return client
 

@@ -6,43 +6,10 @@ in count, every wait by a deadline.
 """
 
 import time
-from collections.abc import Callable, Iterator
-
-import pytest
 
 from chatproto.wire.encode import encode_message
-from tests.e2e_support import HOST, free_ports
+from tests.e2e_support import free_ports
 from tests.metrics_page import samples_named, scrape_metrics
-from tests.sockets import TcpClient, UdpClient
-
-
-@pytest.fixture
-def tcp_from() -> Iterator[Callable[..., TcpClient]]:
-    """Open TCP clients from a given source address; close them at teardown."""
-    clients: list[TcpClient] = []
-
-    def connect(port: int, source: str = HOST) -> TcpClient:
-        client = TcpClient(port, source)
-        clients.append(client)
-        return client
-
-    yield connect
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def udp_from() -> Iterator[Callable[..., UdpClient]]:
-    clients: list[UdpClient] = []
-
-    def open_client(port: int, source: str = HOST) -> UdpClient:
-        client = UdpClient(port, source=source)
-        clients.append(client)
-        return client
-
-    yield open_client
-    for client in clients:
-        client.close()
 
 
 def start(launch, *extra: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
@@ -60,45 +27,45 @@ def counter(metrics: int, name: str) -> dict[tuple[str, ...], float]:
 
 
 def test_the_65th_connection_from_one_address_is_closed_while_another_connects(
-    launch, tcp_from
+    launch, tcp
 ) -> None:  # type: ignore[no-untyped-def]
     port, metrics = start(launch, "--limit-exempt", "none", "--connect-rate-per-ip", "1000")
     for n in range(64):
-        tcp_from(port, "127.0.0.2").login(b"c%d" % n)
-    refused = tcp_from(port, "127.0.0.2")
+        tcp(port, "127.0.0.2").login(b"c%d" % n)
+    refused = tcp(port, "127.0.0.2")
     assert refused.recv_until_closed() == b""  # closed at once, without a word
-    tcp_from(port, "127.0.0.3").login(b"other")
+    tcp(port, "127.0.0.3").login(b"other")
     assert counter(metrics, "chat_address_limit_refused_total") == {
         ("max-connections-per-ip",): 1.0
     }
 
 
-def test_connections_past_the_rate_from_one_address_are_closed(launch, tcp_from) -> None:  # type: ignore[no-untyped-def]
+def test_connections_past_the_rate_from_one_address_are_closed(launch, tcp) -> None:  # type: ignore[no-untyped-def]
     port, _ = start(launch, "--limit-exempt", "none", "--connect-rate-per-ip", "5")
     for n in range(5):
-        client = tcp_from(port, "127.0.0.2")
+        client = tcp(port, "127.0.0.2")
         client.login(b"r%d" % n)
         client.close()
-    assert tcp_from(port, "127.0.0.2").recv_until_closed() == b""
-    tcp_from(port, "127.0.0.3").login(b"other")
+    assert tcp(port, "127.0.0.2").recv_until_closed() == b""
+    tcp(port, "127.0.0.3").login(b"other")
 
 
-def test_loopback_is_exempt_by_default(launch, tcp_from) -> None:  # type: ignore[no-untyped-def]
+def test_loopback_is_exempt_by_default(launch, tcp) -> None:  # type: ignore[no-untyped-def]
     port, _ = start(launch, "--max-connections-per-ip", "2")
     for n in range(5):
-        tcp_from(port, "127.0.0.2").login(b"e%d" % n)
+        tcp(port, "127.0.0.2").login(b"e%d" % n)
 
 
-def test_the_65th_udp_login_from_one_address_gets_error(launch, udp_from) -> None:  # type: ignore[no-untyped-def]
+def test_the_65th_udp_login_from_one_address_gets_error(launch, udp) -> None:  # type: ignore[no-untyped-def]
     port, _ = start(launch, "--limit-exempt", "none")
     for n in range(64):
-        client = udp_from(port, "127.0.0.2")
+        client = udp(port, "127.0.0.2")
         client.send(b"ME IS u%d" % n)
         client.expect(b"OK\n")
-    refused = udp_from(port, "127.0.0.2")
+    refused = udp(port, "127.0.0.2")
     refused.send(b"ME IS u64")
     refused.expect(b"ERROR\n")
-    other = udp_from(port, "127.0.0.3")
+    other = udp(port, "127.0.0.3")
     other.send(b"ME IS u64")
     other.expect(b"OK\n")
 
@@ -106,14 +73,14 @@ def test_the_65th_udp_login_from_one_address_gets_error(launch, udp_from) -> Non
 # -- flood control --------------------------------------------------------------------
 
 
-def test_a_flooder_is_slowed_while_a_normal_pair_keeps_its_latency(launch, tcp_from) -> None:  # type: ignore[no-untyped-def]
+def test_a_flooder_is_slowed_while_a_normal_pair_keeps_its_latency(launch, tcp) -> None:  # type: ignore[no-untyped-def]
     """600 messages at once against 200/s: all arrive, in order; a pair's p99 stays < 10 ms."""
     port, metrics = start(launch, "--flood-messages", "200/50")
-    sink = tcp_from(port)
+    sink = tcp(port)
     sink.login(b"sink")
-    flooder = tcp_from(port)
+    flooder = tcp(port)
     flooder.login(b"flooder")
-    alice, bob = tcp_from(port), tcp_from(port)
+    alice, bob = tcp(port), tcp(port)
     alice.login(b"alice")
     bob.login(b"bob")
     count = 600
@@ -132,16 +99,16 @@ def test_a_flooder_is_slowed_while_a_normal_pair_keeps_its_latency(launch, tcp_f
     assert counter(metrics, "chat_flood_throttled_total")[()] > 0
 
 
-def test_a_broadcast_flood_to_a_thousand_users_is_throttled(launch, tcp_from, udp_from) -> None:  # type: ignore[no-untyped-def]
+def test_a_broadcast_flood_to_a_thousand_users_is_throttled(launch, tcp, udp) -> None:  # type: ignore[no-untyped-def]
     """A BROADCAST to 1,002 users costs 101 tokens: 30 of them wait past a 1000/1000 budget."""
     port, metrics = start(launch, "--flood-messages", "1000/1000")
     for n in range(1000):
-        user = udp_from(port)
+        user = udp(port)
         user.send(b"ME IS u%d" % n)
         user.expect(b"OK\n")
-    observer = tcp_from(port)
+    observer = tcp(port)
     observer.login(b"observer")
-    flooder = tcp_from(port)
+    flooder = tcp(port)
     flooder.login(b"flooder")
     flooder.send(b"".join(encode_message(None, b"%d" % n) for n in range(30)))
     for n in range(30):
