@@ -117,12 +117,14 @@ class UDPClient:
         """A login was answered: forget a refused one, then handle the datagrams held."""
         if self.name is None:
             self.login_port.clients.forget(self)
-        held, self._held = self._held, None
-        for index, (datagram, port) in enumerate(held or ()):
-            if self.session.waiting:  # a held ME IS waits for its own answer
-                self._held = held[index:]  # type: ignore[index]
-                return
+        held, self._held = self._held or [], None
+        position = 0
+        while position < len(held) and not self.session.waiting:
+            datagram, port = held[position]
+            position += 1
             port.handle(self, datagram)
+        if position < len(held):  # a held ME IS waits for its own answer
+            self._held = held[position:]
 
     def disconnect(self, reason: str) -> None:
         self._held = None
