@@ -67,6 +67,14 @@ class Rate:
             raise ValueError("the burst must be at least 1")
         return cls(per_second, burst)
 
+    def option_text(self) -> str:
+        """Write the rate as its option takes it: ``5/20``, ``256KiB/4MiB``."""
+        texts = []
+        for amount in (self.per_second, self.burst):
+            number, name = _binary(amount)
+            texts.append(f"{number:g}{name}")
+        return "/".join(texts)
+
 
 def _number(text: str) -> float:
     """A number, possibly with a binary size suffix (``64KiB``)."""
@@ -145,11 +153,17 @@ def format_value(value: Any, unit: Unit) -> str:
     if unit is Unit.SECONDS:
         return f"{value:g} s"
     if unit is Unit.BYTES:
-        for size, name in _BINARY_UNITS:
-            if value % size == 0:
-                return f"{value // size} {name}"
-        return f"{value} B"
+        number, name = _binary(value)
+        return f"{number} {name or 'B'}"
     return str(value)
+
+
+def _binary(amount: float) -> tuple[int | float, str]:
+    """``amount`` in the largest binary unit that divides it: (64, "MiB"), or (100, "")."""
+    for size, name in _BINARY_UNITS:
+        if amount >= size and amount % size == 0:
+            return _whole(amount // size), name
+    return _whole(amount), ""
 
 
 def _whole(number: float) -> int | float:

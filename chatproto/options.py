@@ -25,7 +25,7 @@ from chatproto.argtypes import (
 )
 from chatproto.cluster.address import redis_url
 from chatproto.endpoints import check_endpoint, effective_endpoint
-from chatproto.limits import KIB, LIMITS, MIB, PUBLIC_LIMITS, Limit, Limits, Rate, Unit
+from chatproto.limits import LIMITS, PUBLIC_LIMITS, Limit, Limits, Rate, Unit
 from chatproto.server.addresses import DEFAULT_EXEMPT, parse_networks
 from chatproto.web.options import check_web_options, web_origin
 
@@ -83,19 +83,6 @@ def _limit_help(declared: Limit) -> str:
     return declared.help
 
 
-def _rate_text(attribute: str) -> str:
-    """``--public``'s value of a rate limit, as an option would take it (``256KiB/4MiB``)."""
-    rate = PUBLIC_LIMITS[attribute]
-    return f"{_amount_text(rate.per_second)}/{_amount_text(rate.burst)}"
-
-
-def _amount_text(amount: float) -> str:
-    for size, suffix in ((MIB, "MiB"), (KIB, "KiB")):
-        if amount >= size and amount % size == 0:
-            return f"{amount / size:g}{suffix}"
-    return f"{amount:g}"
-
-
 class Options(AnyOrderOptions):
     """Command-line options of the chat server.
 
@@ -115,8 +102,8 @@ class Options(AnyOrderOptions):
             "public",
             None,
             "Turn on flood control for a public network, unless given otherwise: "
-            f"flood-messages {_rate_text('flood_messages')}, "
-            f"flood-bytes {_rate_text('flood_bytes')}.",
+            f"flood-messages {PUBLIC_LIMITS['flood_messages'].option_text()}, "
+            f"flood-bytes {PUBLIC_LIMITS['flood_bytes'].option_text()}.",
         ],
         ["no-random", None, "Do not send a random message after every third delivery."],
         [

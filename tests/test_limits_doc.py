@@ -128,3 +128,9 @@ def test_each_limit_refuses_zero(declared: Limit) -> None:
     """Limits() refuses zero for every limit: sizes and counts need 1, times more than 0."""
     with pytest.raises(ValueError, match=declared.attribute):
         Limits(**{declared.attribute: 0})
+
+
+@pytest.mark.parametrize("text", ["5/20", "256KiB/4MiB", "1.5/3", "100/1000"])
+def test_a_rate_is_written_back_as_its_option_takes_it(text: str) -> None:
+    """``Rate.option_text`` is what ``--public``'s help shows: it parses back to the same rate."""
+    assert Rate.parse(text).option_text() == text
