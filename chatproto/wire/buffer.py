@@ -9,7 +9,9 @@ from typing import Final
 
 from chatproto.wire.grammar import (
     CANONICAL_CHUNK_HEADER_RE,
+    CANONICAL_SHORT_LENGTH_RE,
     CHUNK_HEADER_LINE_RE,
+    LAST_CHUNK,
     SHORT_LENGTH_LINE_RE,
 )
 
@@ -157,6 +159,94 @@ class ReceiveBuffer:
         if self._scan < position:
             self._scan = position
         return wire, size
+
+    def take_body(self, max_body: int) -> tuple[bytes, int, bool] | None:
+        """Consume a whole body in canonical form at the front, for a message run.
+
+        A short body (``<n>\n`` without leading zero, then the bytes) or a
+        chunked one (``C<n>\n`` chunks without leading zero, ``\r`` or blank
+        line, then ``C0\n``) of at most ``max_body`` body bytes. Returns
+        ``(wire, body bytes, is chunked)``, ``wire`` being the body as framed,
+        or ``None`` (consuming nothing) for anything else, incomplete or not.
+        """
+        found = self._body_at(self._start, max_body)
+        if found is None:
+            return None
+        end, size, is_chunked = found
+        wire = bytes(self._data[self._start : end])
+        self._start = end
+        if self._scan < end:
+            self._scan = end
+        return wire, size, is_chunked
+
+    def take_message_run(
+        self, line: bytes, max_body: int, max_count: int
+    ) -> tuple[list[bytes], int, int] | None:
+        """Consume up to ``max_count`` whole messages at the front that all start with ``line``.
+
+        Each is ``line``, its line end (``\n`` or ``\r\n``) and a body as
+        :meth:`take_body` takes it; blank lines before each are skipped.
+        Returns ``(bodies, body bytes, chunked count)`` with each body as
+        framed, or ``None`` (consuming nothing) if not even one is buffered so.
+        """
+        data = self._data
+        available = len(data)
+        line_size = len(line)
+        body_at = self._body_at
+        position = self._start
+        bodies: list[bytes] = []
+        body_bytes = chunked = 0
+        while len(bodies) < max_count:
+            start = position
+            while data.startswith(b"\n", start) or data.startswith(b"\r\n", start):
+                start = data.index(b"\n", start) + 1  # PROTOCOL §3: blank lines are skipped
+            if not data.startswith(line, start):
+                break
+            start += line_size
+            if data.startswith(b"\n", start):
+                start += 1
+            elif data.startswith(b"\r\n", start):
+                start += 2
+            else:
+                break
+            if start >= available:
+                break
+            found = body_at(start, max_body)
+            if found is None:
+                break
+            position, size, is_chunked = found
+            bodies.append(bytes(data[start:position]))
+            body_bytes += size
+            chunked += is_chunked
+        if not bodies:
+            return None
+        self._start = position
+        if self._scan < position:
+            self._scan = position
+        return bodies, body_bytes, chunked
+
+    def _body_at(self, start: int, max_body: int) -> tuple[int, int, bool] | None:
+        """Where a whole canonical body at ``start`` ends: ``(end, body bytes, is chunked)``."""
+        data = self._data
+        available = len(data)
+        length = CANONICAL_SHORT_LENGTH_RE.match(data, start)
+        if length is not None:
+            size = int(length.group(1))
+            end = length.end() + size
+            if size > max_body or end > available:
+                return None
+            return end, size, False
+        match = CANONICAL_CHUNK_HEADER_RE.match
+        position, size = start, 0
+        while header := match(data, position):
+            chunk = int(header.group(1))
+            size += chunk
+            position = header.end() + chunk
+            if size > max_body or position > available:
+                return None
+        if not data.startswith(LAST_CHUNK, position):
+            return None
+        return position + len(LAST_CHUNK), size, True
 
     def take_rest(self, max_line: int) -> bytes | _LineTooLong:
         """Consume everything buffered as one last line (at end of input).

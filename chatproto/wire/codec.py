@@ -29,6 +29,7 @@ from chatproto.wire.events import (
     Event,
     Login,
     MessageEnd,
+    MessageRun,
     MessageStart,
     Rejected,
     ShortMessage,
@@ -63,11 +64,22 @@ class Decoder(StreamDecoder):
     be delimited gives a fatal ``Rejected``, which every later call repeats.
     """
 
-    __slots__ = ("_read_body", "_line", "_recipients", "_refusal", "_last_line", "_last_parse")
+    __slots__ = (
+        "_read_body",
+        "_line",
+        "_recipients",
+        "_refusal",
+        "_last_line",
+        "_last_parse",
+        "_run_max_body",
+    )
 
     def __init__(self, limits: Limits, coalesce_chunks: bool = False) -> None:
         super().__init__(limits, coalesce_chunks)
         self._read_body = self._body.read
+        # A run carries only bodies its receiver keeps in memory (a bigger one
+        # streams, and may spill to the spool on the way).
+        self._run_max_body = min(limits.max_message_bytes, limits.spill_threshold_bytes)
         self._line = b""  # the current message's command line
         self._recipients: tuple[bytes, ...] | None = None
         self._refusal: str | None = None
@@ -80,15 +92,27 @@ class Decoder(StreamDecoder):
         """Whether a command line has been read but not yet its whole body."""
         return self._state == BODY
 
-    def next_event(self) -> Event | _NeedData:
-        """Return the next event, or ``NEED_DATA`` if none is complete yet."""
+    def next_event(self, max_frames: int = 1) -> Event | _NeedData:
+        """Return the next event, or ``NEED_DATA`` if none is complete yet.
+
+        With ``max_frames`` over 1, the whole messages buffered under one
+        accepted command line may come as one :class:`~chatproto.wire.events.MessageRun`
+        of at most that many (see there); the same messages come otherwise one
+        by one. A caller that shows each frame as received (``-v``) asks for 1.
+        """
         buffer = self._buffer
         limits = self._limits
         while True:
             state = self._state
             if state == _COMMAND:
                 if self._last_parse[1] is None and self._last_line:
-                    # The last accepted SEND/BROADCAST line again, with a short body.
+                    # The last accepted SEND/BROADCAST line again.
+                    if max_frames > 1:
+                        run = buffer.take_message_run(
+                            self._last_line, self._run_max_body, max_frames
+                        )
+                        if run is not None:
+                            return MessageRun(self._last_parse[0], self._last_line, *run)
                     body = buffer.take_short_frame(self._last_line, limits.max_message_bytes)
                     if body is not None:
                         return ShortMessage(self._last_parse[0], body, self._last_line)
@@ -105,6 +129,10 @@ class Decoder(StreamDecoder):
                     event = self._parse_command(line)
                     if event is not None:
                         return event
+                    if max_frames > 1 and self._refusal is None:
+                        run = self._start_run(line, max_frames)
+                        if run is not None:
+                            return run
             elif state == BODY:
                 # Dispatched on its class by identity (the fastest test), which a
                 # type checker cannot follow: hence Any.
@@ -127,6 +155,23 @@ class Decoder(StreamDecoder):
             else:
                 assert self._failure is not None
                 return self._failure
+
+    def _start_run(self, line: bytes, max_frames: int) -> MessageRun | None:
+        """A run from the message whose command ``line`` was just read, if its body is whole."""
+        first = self._buffer.take_body(self._run_max_body)
+        if first is None:
+            return None  # the body reader takes it from here
+        self._state = _COMMAND
+        wire, body_bytes, is_chunked = first
+        bodies = [wire]
+        chunked = int(is_chunked)
+        if max_frames > 1:
+            more = self._buffer.take_message_run(line, self._run_max_body, max_frames - 1)
+            if more is not None:
+                bodies += more[0]
+                body_bytes += more[1]
+                chunked += more[2]
+        return MessageRun(self._recipients, line, bodies, body_bytes, chunked)
 
     def _parse_command(self, line: bytes) -> Login | Rejected | None:
         """Parse a command line; ``None`` means a message body follows."""

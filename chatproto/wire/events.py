@@ -61,6 +61,37 @@ class ShortMessage:
 
 
 @dataclass(slots=True)
+class MessageRun:
+    """Consecutive whole messages under one command line, as one event.
+
+    A decoder asked for runs (``Decoder.next_event(max_frames)`` with
+    ``max_frames`` over 1) reports the complete messages of one read that
+    repeat an accepted ``SEND``/``BROADCAST`` line, their bodies already in
+    the wire form a delivery carries, so that a client's read costs one event
+    and one routing decision, not one of each per message (issue 16). Only
+    bodies in canonical form come this way (a short ``<n>\n`` length line
+    without leading zero; ``C<n>\n`` chunks ending with ``C0\n``, no ``\r``
+    and no blank line), each within the decoder's run body limit; anything
+    else is reported message by message, with the same result.
+
+    Attributes:
+        recipients: the distinct recipients in the order named, or ``None``
+            for ``BROADCAST``.
+        line: the command line as received, without its line end.
+        bodies: each message's body as framed on the wire: ``b"<n>\n<data>"``,
+            or ``b"C<n>\n<data>...C0\n"``.
+        body_bytes: the body bytes of all of them (not counting framing).
+        chunked: how many of ``bodies`` are chunked.
+    """
+
+    recipients: tuple[bytes, ...] | None
+    line: bytes
+    bodies: list[bytes]
+    body_bytes: int
+    chunked: int
+
+
+@dataclass(slots=True)
 class MessageStart:
     """A ``SEND`` or ``BROADCAST`` line and its first chunk header were read.
 
@@ -131,7 +162,16 @@ class Rejected:
 LINE_TOO_LONG_REASON: Final = "line too long"
 
 
-Event = Login | ShortMessage | MessageStart | BodyData | BodyFrames | MessageEnd | Rejected
+Event = (
+    Login
+    | ShortMessage
+    | MessageRun
+    | MessageStart
+    | BodyData
+    | BodyFrames
+    | MessageEnd
+    | Rejected
+)
 """What the server's decoder reports of a client's bytes."""
 
 

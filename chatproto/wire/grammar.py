@@ -43,6 +43,8 @@ CHUNK_HEADER_RE: Final = re.compile(rb"C([0-9]{1,%d})" % _CHUNK_DIGITS)
 CHUNK_HEADER_LINE_RE: Final = re.compile(rb"C([0-9]{1,%d})\r?\n" % _CHUNK_DIGITS)
 # A chunk header in the form this side writes: C1..C999, plain \n.
 CANONICAL_CHUNK_HEADER_RE: Final = re.compile(rb"C([1-9][0-9]{0,%d})\n" % (_CHUNK_DIGITS - 1))
+# A short length line in the form this side writes: 0..99 without leading zero, plain \n.
+CANONICAL_SHORT_LENGTH_RE: Final = re.compile(rb"(0|[1-9][0-9]{0,%d})\n" % (_SHORT_DIGITS - 1))
 
 
 def is_valid_userid(name: bytes) -> bool:
