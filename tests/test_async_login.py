@@ -169,7 +169,7 @@ def test_a_failure_after_a_late_answer_closes_only_that_client() -> None:
     def broken(*args):  # type: ignore[no-untyped-def]
         raise RuntimeError("a bug")
 
-    service.send = broken  # type: ignore[method-assign]
+    service.send = service.send_run = broken  # type: ignore[method-assign]
     router.answer()  # the held SEND fails: logged, and alice's connection closed
     assert wire.disconnecting
     bob, bob_wire = connect(service, port=40001)

@@ -289,7 +289,7 @@ def test_a_bug_closes_only_that_connection(service: ChatService) -> None:
     def broken(*args):  # type: ignore[no-untyped-def]
         raise RuntimeError("bug")
 
-    service.send = broken  # type: ignore[method-assign]
+    service.send = service.send_run = broken  # type: ignore[method-assign]
     with capturedLogs() as events:
         alice.dataReceived(b"SEND bob\n2\nhi")
     assert transport.value() == b"ERROR\n" and transport.disconnecting

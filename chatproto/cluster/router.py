@@ -81,6 +81,7 @@ class RedisRouter:
     """
 
     log = Logger()
+    forwards = True  # users not found here may be on other nodes
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-from chatproto.server.message import Body, Delivery, MessageBody
+from chatproto.server.message import Body, Delivery, DeliveryRun, MessageBody
 
 
 class IRecipient(Interface):
@@ -36,11 +36,14 @@ class IRecipient(Interface):
         "What the client came over (str), for log lines and metrics: 'tcp', 'udp' or 'websocket'."
     )
 
-    def deliver(delivery: Delivery) -> bool:
+    def deliver(delivery: Delivery | DeliveryRun) -> int:
         """Send ``delivery`` to the client, in order after earlier ones.
 
-        Returns False if this client cannot take it (a chunked message for a
-        UDP client); the message is then dropped for this client.
+        Returns how many messages it took: ``delivery.count``, or 0 (False)
+        if this client cannot take it (a chunked message for a UDP client, a
+        client given up on); the message is then dropped for this client.
+        Only a client that does not expire when idle (a stream) is handed a
+        :class:`~chatproto.server.message.DeliveryRun`.
         """
 
     def disconnect(reason: str) -> None:
@@ -91,6 +94,11 @@ class IRouterHost(Interface):
 
 class IRouter(Interface):
     """The table of logged-in users, and the way to users of other processes."""
+
+    forwards = Attribute(
+        "True if forward() may pass messages to other processes; False if users"
+        " not found here are offline (forward() does nothing)."
+    )
 
     def start(host: IRouterHost) -> None:
         """Begin routing for ``host`` (the service).

@@ -10,6 +10,7 @@ small interface below (``append``/``finish``/``size``/``read``, ``frames`` or
 """
 
 import os
+from collections.abc import Callable
 from typing import IO
 
 from chatproto.server.spool import Spool, SpoolFullError
@@ -279,6 +280,9 @@ Body = MessageBody | ShortBody
 class Delivery:
     """One message on its way to its recipients: ``FROM <sender>`` and the body.
 
+    ``count`` is 1: a recipient's ``deliver`` takes a :class:`DeliveryRun` too,
+    and answers how many messages it took.
+
     Attributes:
         sender: the sender's userid.
         body: the message body.
@@ -290,6 +294,8 @@ class Delivery:
     """
 
     __slots__ = ("sender", "body", "head", "size", "frames")
+
+    count = 1
 
     def __init__(self, sender: bytes, body: Body) -> None:
         self.sender = sender
@@ -314,3 +320,57 @@ class Delivery:
         if self.frames is None or self.body.is_chunked:
             raise ValueError("a chunked message cannot go in a datagram")
         return self.frames[0]
+
+
+#: The body of a :class:`DeliveryRun`: its frames hold everything, nothing to hold or release.
+_NO_BODY = ShortBody(b"")
+
+
+class DeliveryRun:
+    """Several whole messages from one sender, framed once for all their recipients.
+
+    What a client's read of many messages under one command line becomes
+    (``chatproto.wire.events.MessageRun``): each frame is one whole delivery,
+    the ``FROM`` line and the body as it came, in canonical form. To a
+    stream client's outbox it is one delivery of ``count`` messages.
+
+    Attributes:
+        sender: the sender's userid.
+        head: the ``FROM`` line.
+        frames: one bytes object per message, ``FROM`` line included.
+        count: how many messages (``len(frames)``).
+        size: bytes of all the frames.
+        chunked: how many of them have a chunked body.
+    """
+
+    __slots__ = ("sender", "head", "frames", "count", "size", "chunked")
+
+    body = _NO_BODY
+
+    def __init__(self, sender: bytes, head: bytes, frames: list[bytes], chunked: int) -> None:
+        self.sender = sender
+        self.head = head
+        self.frames = frames
+        self.count = len(frames)
+        self.size = sum(map(len, frames))
+        self.chunked = chunked
+
+    @classmethod
+    def of_bodies(cls, sender: bytes, bodies: list[bytes], chunked: int) -> "DeliveryRun":
+        """Frame ``bodies`` (each as it came on the wire) as deliveries from ``sender``."""
+        head = encode_from(sender)
+        return cls(sender, head, [head + body for body in bodies], chunked)
+
+
+def body_from_wire(wire: bytes, new_body: "Callable[[], MessageBody]") -> Body:
+    """Make the body of one message of a run, for the message-by-message path.
+
+    ``wire`` is a body as a ``MessageRun`` carries it; a chunked one is put in
+    a new body from ``new_body`` (whose reference the caller releases).
+    """
+    if not wire.startswith(b"C"):  # a short body's length line starts with a digit
+        return ShortBody(wire[wire.index(b"\n") + 1 :])
+    body = new_body()
+    body.add_wire(wire, sum(map(len, split_frames(wire)[1::2])))  # headers, then chunks
+    body.finish(add_terminator=False)
+    return body

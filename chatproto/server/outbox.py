@@ -36,7 +36,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatproto.limits import KIB, Limits
-from chatproto.server.message import PREVIEW_BYTES, Delivery, ShortBody
+from chatproto.server.message import PREVIEW_BYTES, Delivery, DeliveryRun, ShortBody
 from chatproto.server.stats import LatencyHistogram
 from chatproto.server.writes import WriteBatcher
 
@@ -61,16 +61,23 @@ class _Reply:
 
     body = ShortBody(b"")  # nothing to hold or release
     head = b""
+    count = 0  # no message
 
     def __init__(self, data: bytes) -> None:
         self.frames = [data]
         self.size = len(data)
 
 
-def _memory_cost(delivery: "Delivery | _Reply") -> int:
-    """What a queued delivery holds in memory: its frames (or, spooled, its preview), overhead."""
+_Queued = Delivery | DeliveryRun | _Reply
+
+
+def _memory_cost(delivery: _Queued) -> int:
+    """What a queued delivery holds in memory: its frames (or, spooled, its preview), overhead.
+
+    A run counts the overhead once per message, as its messages would one by one.
+    """
     if delivery.frames is not None:
-        return delivery.size + QUEUED_DELIVERY_OVERHEAD_BYTES
+        return delivery.size + QUEUED_DELIVERY_OVERHEAD_BYTES * max(delivery.count, 1)
     return len(delivery.head) + PREVIEW_BYTES + QUEUED_DELIVERY_OVERHEAD_BYTES
 
 
@@ -126,20 +133,21 @@ class Outbox:
         self._transport = transport
         self._on_overflow = on_overflow
         # (delivery, time queued), made when first needed
-        self._queue: deque[tuple[Delivery | _Reply, float]] | None = None
+        self._queue: deque[tuple[_Queued, float]] | None = None
         self._offset = -1  # of the head delivery's body; -1: FROM line not yet written
         self._is_paused = False
         self._is_closed = False
 
-    def push(self, delivery: Delivery) -> bool:
+    def push(self, delivery: Delivery | DeliveryRun) -> int:
         """Queue ``delivery`` after what was sent before and send what the client can take.
 
         Returns:
-            False if the client is given up on (its backlog passed the limit,
-            and ``on_overflow`` was called with the reason) or already closed.
+            How many messages were taken (``delivery.count``), or 0 if the
+            client is given up on (its backlog passed the limit, and
+            ``on_overflow`` was called with the reason) or already closed.
         """
         if self._is_closed:
-            return False
+            return 0
         frames = delivery.frames
         if frames is not None and self._queue is None and not self._is_paused:
             pending = self._pending  # the common case: written when the batch ends
@@ -147,9 +155,11 @@ class Outbox:
                 self._pending = pending = []
                 self._batcher.mark(self)
             pending += frames
-            self._latency.counts[0] += 1  # handed over at once
-            return True
-        return self._enqueue(delivery, self._clock.seconds())
+            self._latency.counts[0] += delivery.count  # handed over at once
+            return delivery.count
+        if not self._enqueue(delivery, self._clock.seconds()):
+            return 0
+        return delivery.count
 
     def push_reply(self, data: bytes) -> None:
         """Send a reply (``OK``/``ERROR``) after everything sent to this client before it."""
@@ -164,7 +174,7 @@ class Outbox:
             return
         self._enqueue(_Reply(data), _NOT_TIMED)
 
-    def _enqueue(self, delivery: "Delivery | _Reply", queued_at: float) -> bool:
+    def _enqueue(self, delivery: _Queued, queued_at: float) -> bool:
         """Put ``delivery`` in the queue behind the batch and send what the client can take."""
         self.write_pending()  # whatever waits in the batch goes first
         if self._queue is None:
@@ -180,7 +190,7 @@ class Outbox:
         self._send_queued()
         return True
 
-    def _count(self, delivery: "Delivery | _Reply", sign: int) -> None:
+    def _count(self, delivery: _Queued, sign: int) -> None:
         """Add a delivery to the backlogs (``sign`` 1) or take it out (-1)."""
         self.backlog_bytes += sign * _memory_cost(delivery)
         if delivery.frames is None:
@@ -224,7 +234,7 @@ class Outbox:
             queue.popleft()
             body.release()
             if queued_at != _NOT_TIMED:
-                self._latency.observe(self._clock.seconds() - queued_at)
+                self._latency.observe(self._clock.seconds() - queued_at, delivery.count)
         if not queue:
             self._queue = None
             self._stop_stall_timer()

@@ -24,6 +24,8 @@ from chatproto.server.message import Body
 class LocalRouter:
     """An :class:`IRouter` for the users of this process: a dict."""
 
+    forwards = False  # there is no elsewhere
+
     def __init__(self) -> None:
         self._users: dict[bytes, IRecipient] = {}
 

@@ -21,11 +21,19 @@ from chatproto.server import verbose
 from chatproto.server.addresses import DEFAULT_EXEMPT, AddressLimits, IPNetwork, parse_networks
 from chatproto.server.flood import FloodControl
 from chatproto.server.interfaces import IRecipient, IRouter, IRouterHost
-from chatproto.server.message import Body, Delivery, MessageBody, ShortBody
+from chatproto.server.message import (
+    Body,
+    Delivery,
+    DeliveryRun,
+    MessageBody,
+    ShortBody,
+    body_from_wire,
+)
 from chatproto.server.routing import LocalRouter
 from chatproto.server.spool import Spool
 from chatproto.server.stats import Stats
 from chatproto.server.writes import WriteBatcher
+from chatproto.wire.encode import encode_from, encode_short_body
 from chatproto.wire.grammar import MAX_SHORT_BODY
 
 #: What the server says "from" a recent sender after every third delivery
@@ -96,6 +104,9 @@ class ChatService(service.Service):
         self._rng = rng if rng is not None else random.Random()
         self.random_messages = random_messages
         self._canned_lines = tuple(canned_lines)
+        # The same lines framed as bodies, index for index: choosing one of
+        # these draws the same random number as choosing a line.
+        self._canned_bodies = tuple(b"".join(encode_short_body(line)) for line in canned_lines)
         self.spool = Spool(self.limits.max_spool_bytes, spool_directory)
         if limit_exempt is None:
             limit_exempt = parse_networks(DEFAULT_EXEMPT)
@@ -286,6 +297,153 @@ class ChatService(service.Service):
         self._deliver_all(sender.name, targets, body)
         return len(targets)
 
+    def send_run(
+        self,
+        sender: IRecipient,
+        recipients: Sequence[bytes] | None,
+        bodies: list[bytes],
+        body_bytes: int,
+        chunked: int,
+    ) -> int:
+        """Deliver several complete messages from ``sender`` to the same recipients.
+
+        What a ``chatproto.wire.events.MessageRun`` carries: ``bodies`` are
+        each message's body as framed on the wire (opaque here, framed into
+        deliveries by :class:`~chatproto.server.message.DeliveryRun`),
+        ``body_bytes`` their body bytes in all, ``chunked`` how many are
+        chunked. The recipients are looked up once, and each stream recipient
+        is handed the run at once; the result is as if each message came
+        through :meth:`send`, in order.
+
+        Returns:
+            How many recipients here each message went to.
+        """
+        assert sender.name is not None
+        router = self._router
+        if self.is_verbose or router.forwards:
+            # -v shows each message, and a router with an elsewhere forwards
+            # each: message by message.
+            reached = 0
+            for wire in bodies:
+                body = body_from_wire(wire, self.new_body)
+                try:
+                    reached = self.send(sender, recipients, body)
+                finally:
+                    body.release()
+            return reached
+        count = len(bodies)
+        command = "send" if recipients else "broadcast"
+        messages_in = self.stats.messages_in
+        messages_in[command, "short"] += count - chunked
+        messages_in[command, "chunked"] += chunked
+        self.stats.body_bytes_in += body_bytes
+        if recipients is None:
+            targets = router.everyone()
+        elif len(recipients) == 1:  # the usual SEND
+            found = router.lookup(recipients[0])
+            targets = [] if found is None else [found]
+        else:
+            lookup = router.lookup
+            targets = [found for name in recipients if (found := lookup(name)) is not None]
+        if targets:
+            self._deliver_run(targets, DeliveryRun.of_bodies(sender.name, bodies, chunked), bodies)
+        return len(targets)
+
+    def _deliver_run(
+        self, targets: list[IRecipient], run: DeliveryRun, bodies: list[bytes]
+    ) -> None:
+        """Hand a run of messages to each of ``targets``, with the random-message rule."""
+        stats = self.stats
+        counting = self.random_messages
+        deliver_counted = self._deliver_run_counted
+        delivered = delivered_bytes = 0
+        for recipient in targets:
+            if recipient.expires_when_idle:  # UDP: one datagram per message
+                delivered_bytes += self._deliver_run_singly(recipient, run, bodies)
+                continue
+            try:
+                if counting:
+                    taken, size = deliver_counted(recipient, run)
+                else:
+                    taken = recipient.deliver(run)
+                    size = run.size
+            except Exception:
+                self._delivery_failed(recipient)
+                continue
+            if taken:
+                delivered += taken
+                delivered_bytes += size
+        if delivered:
+            # Every stream recipient that took the run took all of it (random
+            # messages are counted as they are made).
+            runs = delivered // run.count
+            stats.deliveries_out["chunked"] += runs * run.chunked
+            stats.deliveries_out["short"] += delivered - runs * run.chunked
+        stats.bytes_out += delivered_bytes
+
+    def _deliver_run_counted(self, recipient: IRecipient, run: DeliveryRun) -> tuple[int, int]:
+        """Hand ``run`` to a stream ``recipient`` with a random message after every third.
+
+        Returns how many of the run's messages it took (all or none) and the
+        bytes of what it was sent, random messages included.
+        """
+        recent = self._recent_senders
+        senders = recent.get(recipient)
+        before = 0 if senders is None else len(senders)
+        count = run.count
+        if before + count < MESSAGES_PER_RANDOM:  # no random message falls in this run
+            taken = recipient.deliver(run)
+            if taken:
+                if senders is None:
+                    recent[recipient] = senders = []
+                senders += [run.sender] * count
+            return taken, run.size
+        # PROTOCOL §5: a random message after each third delivery, in place.
+        frames = run.frames
+        rng = self._rng
+        sent: list[bytes] = []
+        group = (senders or []) + [run.sender] * (MESSAGES_PER_RANDOM - before)
+        start, end = 0, MESSAGES_PER_RANDOM - before
+        randoms = 0
+        while end <= count:
+            sent += frames[start:end]
+            body = rng.choice(self._canned_bodies)
+            sent.append(encode_from(rng.choice(group)) + body)
+            randoms += 1
+            group = [run.sender] * MESSAGES_PER_RANDOM
+            start, end = end, end + MESSAGES_PER_RANDOM
+        sent += frames[start:]
+        with_randoms = DeliveryRun(run.sender, run.head, sent, run.chunked)
+        if not recipient.deliver(with_randoms):
+            return 0, 0
+        left = count - start
+        if left:
+            recent[recipient] = [run.sender] * left
+        else:
+            recent.pop(recipient, None)
+        stats = self.stats
+        stats.random_messages += randoms
+        stats.deliveries_out["short"] += randoms
+        return count, with_randoms.size
+
+    def _deliver_run_singly(
+        self, recipient: IRecipient, run: DeliveryRun, bodies: list[bytes]
+    ) -> int:
+        """Hand a run to a datagram ``recipient`` message by message; return the bytes sent."""
+        sent = 0
+        for wire in bodies:
+            body = body_from_wire(wire, self.new_body)
+            try:
+                delivery = Delivery(run.sender, body)
+                if self._deliver(recipient, delivery, verbose.SENT):
+                    self.stats.deliveries_out["chunked" if body.is_chunked else "short"] += 1
+                    sent += delivery.size
+                    if self.random_messages:
+                        self._count_delivery(recipient, run.sender)
+            finally:
+                body.release()
+        return sent
+
     def receive(self, sender: bytes, recipients: Sequence[bytes] | None, body: Body) -> None:
         """Deliver a message that came from another process to the users here.
 
@@ -328,7 +486,7 @@ class ChatService(service.Service):
     def _deliver(self, recipient: IRecipient, delivery: Delivery, direction: str) -> bool:
         """Hand one delivery to one recipient; a failure there touches no one else."""
         try:
-            delivered = recipient.deliver(delivery)
+            delivered = recipient.deliver(delivery) > 0
         except Exception:
             self._delivery_failed(recipient)
             return False

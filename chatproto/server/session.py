@@ -32,6 +32,7 @@ from chatproto.wire.events import (
     Event,
     Login,
     MessageEnd,
+    MessageRun,
     MessageStart,
     Rejected,
     ShortMessage,
@@ -177,6 +178,24 @@ class ClientSession:
             self._flood.charge_bytes(len(event.body))
             self._charge(reached)
 
+    def _on_message_run(self, event: MessageRun) -> None:
+        """Whole messages under one command line (asked for only without ``-v``)."""
+        assert self._received is None, "-v shows each frame: a run is not asked for"
+        count = len(event.bodies)
+        if self.client.name is None:  # PROTOCOL §2: nothing but ME IS before login
+            for _ in range(count):
+                self._refuse("not logged in")
+            reached = 0
+        else:
+            reached = self._service.send_run(
+                self.client, event.recipients, event.bodies, event.body_bytes, event.chunked
+            )
+        if self._flood is not None:
+            self._flood.charge_bytes(event.body_bytes)
+            for _ in range(count - 1):
+                self._flood.charge_frame(reached)
+            self._charge(reached)
+
     def _on_message_start(self, event: MessageStart) -> None:
         self._message = event
         self._body = self._service.new_body()
@@ -301,6 +320,7 @@ class ClientSession:
 _HANDLERS: dict[type, Callable[[ClientSession, Event], None]] = {
     Login: ClientSession._on_login,  # type: ignore[dict-item]
     ShortMessage: ClientSession._on_short_message,  # type: ignore[dict-item]
+    MessageRun: ClientSession._on_message_run,  # type: ignore[dict-item]
     MessageStart: ClientSession._on_message_start,  # type: ignore[dict-item]
     BodyData: ClientSession._on_body_data,  # type: ignore[dict-item]
     BodyFrames: ClientSession._on_body_frames,  # type: ignore[dict-item]

@@ -22,13 +22,13 @@ from twisted.python.failure import Failure
 from zope.interface import Attribute, implementer
 
 from chatproto.server.interfaces import IClient
-from chatproto.server.message import Delivery
+from chatproto.server.message import Delivery, DeliveryRun
 from chatproto.server.outbox import Outbox
 from chatproto.server.received import ReceivedStream
 from chatproto.server.service import ChatService
 from chatproto.server.session import ClientSession
 from chatproto.wire.codec import Decoder
-from chatproto.wire.events import NEED_DATA
+from chatproto.wire.events import NEED_DATA, MessageRun
 from chatproto.wire.grammar import ERROR
 
 
@@ -98,6 +98,9 @@ class ChatProtocol(Protocol, TimeoutMixin):
         # -v shows each frame as received (PROTOCOL §8): keep the bytes for it.
         self._received = ReceivedStream(self._decoder) if service.is_verbose else None
         self._session = ClientSession(service, self, self._received)
+        # A read's messages under one command line come as one run, except
+        # where each frame is looked at: -v shows it, flood control charges it.
+        self._takes_runs = self._received is None and service.new_flood_control() is None
         # PROTOCOL §7: deliveries wait in the outbox while the client is not
         # reading, up to a backlog limit.
         self._outbox = Outbox(
@@ -130,21 +133,27 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self.factory.service.writes.flush()
 
     def _handle_events(self, budget: int | None = None) -> None:
-        """Handle decoded events, at most ``budget`` of them before yielding the turn."""
+        """Handle decoded frames, at most ``budget`` of them before yielding the turn."""
         next_event = self._decoder.next_event
         session = self._session
         handle = session.handle
         transport = self.transport
+        max_run = self.factory.service.limits.max_frames_per_turn if self._takes_runs else 1
         while not transport.disconnecting:
             if session.waiting:
                 self._wait_for_session()
                 return
             if budget is not None:
-                if not budget:
+                if budget <= 0:
                     self._yield_turn()
                     return
-                budget -= 1
-            event = next_event()
+                event = next_event(min(budget, max_run))
+                if event.__class__ is MessageRun:
+                    budget -= len(event.bodies)  # type: ignore[union-attr]
+                else:
+                    budget -= 1
+            else:
+                event = next_event(max_run)
             if event is NEED_DATA:
                 return
             handle(event)
@@ -247,7 +256,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
 
     # -- IClient -------------------------------------------------------------
 
-    def deliver(self, delivery: Delivery) -> bool:
+    def deliver(self, delivery: Delivery | DeliveryRun) -> int:
         return self._outbox.push(delivery)
 
     def reply(self, data: bytes) -> None:

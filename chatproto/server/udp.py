@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatproto.server.interfaces import IClient
-from chatproto.server.message import Delivery
+from chatproto.server.message import Delivery, DeliveryRun
 from chatproto.server.received import ReceivedDatagram
 from chatproto.server.service import ChatService
 from chatproto.server.session import ClientSession
@@ -102,7 +102,9 @@ class UDPClient:
         else:
             service.note(self, "command dropped: waiting for the login answer")
 
-    def deliver(self, delivery: Delivery) -> bool:
+    def deliver(self, delivery: Delivery | DeliveryRun) -> int:
+        # The service hands a datagram client its messages one by one.
+        assert isinstance(delivery, Delivery), "a run goes to stream clients only"
         if delivery.body.is_chunked:
             return False  # PROTOCOL §4: a chunked message cannot go over UDP
         protocol = self.login_port

@@ -108,11 +108,11 @@ class Decoder(StreamDecoder):
                 if self._last_parse[1] is None and self._last_line:
                     # The last accepted SEND/BROADCAST line again.
                     if max_frames > 1:
-                        run = buffer.take_message_run(
+                        taken = buffer.take_message_run(
                             self._last_line, self._run_max_body, max_frames
                         )
-                        if run is not None:
-                            return MessageRun(self._last_parse[0], self._last_line, *run)
+                        if taken is not None:
+                            return MessageRun(self._last_parse[0], self._last_line, *taken)
                     body = buffer.take_short_frame(self._last_line, limits.max_message_bytes)
                     if body is not None:
                         return ShortMessage(self._last_parse[0], body, self._last_line)
