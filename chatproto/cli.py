@@ -73,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     observer = console_observer(sys.stdout, sys.stderr, is_verbose=options["verbose"])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    service = makeService(options, reactor)
+    # Its observer drops the login and logout lines: do not make them.
+    service = makeService(options, reactor, session_log=False)
     try:
         service.startService()
     except ListenError as error:

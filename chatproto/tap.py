@@ -43,13 +43,17 @@ def _supervisor(config: Options, reactor) -> MultiService:  # type: ignore[no-un
     return top
 
 
-def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[no-untyped-def]
+def makeService(  # type: ignore[no-untyped-def]
+    config: Options, reactor=None, *, session_log: bool = True
+) -> MultiService:
     """Build the chat service and its TCP and UDP listeners on every port.
 
     Args:
         config: parsed :class:`Options`.
         reactor: the reactor to listen with and take time from; the global
             reactor when omitted.
+        session_log: log each login and logout (twistd's log has them;
+            ``chat_server``, which shows no such line, asks for none).
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -75,6 +79,7 @@ def makeService(config: Options, reactor=None) -> MultiService:  # type: ignore[
         is_verbose=config["verbose"],
         spool_directory=config["spool-dir"],
         limit_exempt=config["limit-exempt"],
+        session_log=session_log,
     )
     chat.setServiceParent(top)
     factory = ChatFactory(chat)

@@ -28,8 +28,10 @@ class ScriptedRandom:
         return seq[index]
 
 
-def answer(deferred: Deferred):  # type: ignore[no-untyped-def,type-arg]
-    """Return the result a Deferred already has (an answer that came at once)."""
+def answer(deferred: Deferred | bool):  # type: ignore[no-untyped-def,type-arg]
+    """Return an answer that came at once: a bool, or the result a Deferred already has."""
+    if isinstance(deferred, bool):
+        return deferred
     results: list = []
     deferred.addBoth(results.append)
     assert results, f"{deferred!r} has no answer yet"

@@ -288,7 +288,8 @@ def test_other_errors_of_a_child_are_not_hidden() -> None:
 def test_chat_server_reports_a_port_it_cannot_listen_on_with_status_1(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     """chat_server's main prints a ListenError as one line on stderr and returns 1."""
 
-    def failing_service(config, reactor):  # type: ignore[no-untyped-def]
+    def failing_service(config, reactor, session_log):  # type: ignore[no-untyped-def]
+        assert session_log is False  # its console shows no login lines: none are made
         top = ServerService()
         failure = CannotListenError("127.0.0.1", 9000, OSError(98, "Address already in use"))
         top.add_listener(FailingListener(failure), "TCP 127.0.0.1:9000")

@@ -111,10 +111,11 @@ class IRouter(Interface):
     def stop() -> Deferred[None] | None:
         """Stop routing (after the local users were logged out); may take a moment."""
 
-    def register(name: bytes, recipient: IRecipient) -> Deferred[bool]:
+    def register(name: bytes, recipient: IRecipient) -> bool | Deferred[bool]:
         """Claim ``name`` for ``recipient``: True, or False if someone has it already.
 
-        The answer may come later; until it does, ``name`` is not registered.
+        The answer comes at once (a bool) or later (a Deferred); until it
+        does, ``name`` is not registered.
         """
 
     def unregister(name: bytes, recipient: IRecipient) -> None:

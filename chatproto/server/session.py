@@ -17,6 +17,7 @@ from the bytes its transport keeps for it (:mod:`chatproto.server.received`).
 
 from collections.abc import Callable
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
@@ -121,10 +122,13 @@ class ClientSession:
             self._show_received(frame)
             self._refuse("already logged in")
             return
-        self._login_frame = frame
-        self.waiting = True
         answer = self._service.login(client, event.user)
-        answer.addCallbacks(self._login_answered, self._login_failed, (event.user,))
+        if isinstance(answer, Deferred):  # a clustered router asks Redis: wait
+            self._login_frame = frame
+            self.waiting = True
+            answer.addCallbacks(self._login_answered, self._login_failed, (event.user,))
+        else:
+            self._reply_to_login(frame, answer, event.user)
 
     def _login_answered(self, claimed: bool, user: bytes) -> None:
         """The router answered: reply, then go on with what the client sent meanwhile.
@@ -147,18 +151,21 @@ class ClientSession:
                 client.name = user
                 self._service.logout(client)
             return
-        # PROTOCOL §8: the ME IS frame and its answer are shown together.
         frame, self._login_frame = self._login_frame, None
-        self._show_received(frame)
-        if claimed:
-            self._reply(OK)
-            client.name = user
-            self._service.announce_login(client)
-        else:  # PROTOCOL §2: a userid in use (here or on another node) is refused
-            self._refuse("userid taken")
+        self._reply_to_login(frame, claimed, user)
         self.waiting = False
         client.resume_input()
         self._service.writes.flush()
+
+    def _reply_to_login(self, frame: ReceivedFrame | None, claimed: bool, user: bytes) -> None:
+        """Answer ``ME IS`` (shown with ``-v`` together with its frame, PROTOCOL §8)."""
+        self._show_received(frame)
+        if claimed:
+            self._reply(OK)
+            self.client.name = user
+            self._service.announce_login(self.client)
+        else:  # PROTOCOL §2: a userid in use (here or on another node) is refused
+            self._refuse("userid taken")
 
     def _login_failed(self, failure: Failure) -> None:
         self._service.log.failure(
