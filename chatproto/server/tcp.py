@@ -8,6 +8,8 @@
 the service, reached as ``factory.service``.
 """
 
+from collections.abc import Callable
+
 from twisted.internet.interfaces import (
     IConsumer,
     IDelayedCall,
@@ -116,8 +118,6 @@ class ChatProtocol(Protocol, TimeoutMixin):
         # Fan-out calls deliver once per recipient: go straight to the outbox.
         self.deliver = self._outbox.push  # type: ignore[method-assign]
         # PROTOCOL §7: a connection that never logs in is closed.
-        # (TimeoutMixin's own callLater is the global reactor's: ours is injected.)
-        self.callLater = service.clock.callLater  # type: ignore[method-assign,assignment]
         self.setTimeout(service.limits.login_timeout_s)
 
     def dataReceived(self, data: bytes) -> None:
@@ -230,6 +230,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
                 self._session.connection_lost()
             except Exception:
                 self.log.failure("releasing {peer} failed", peer=self.peer)
+
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:  # type: ignore[override]
+        """TimeoutMixin's timer, and the next turn's, on the service's clock (not the reactor)."""
+        return self.factory.service.clock.callLater(period, func)
 
     def timeoutConnection(self) -> None:
         self.factory.service.note(self, "closed: no login in time")

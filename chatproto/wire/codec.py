@@ -65,7 +65,6 @@ class Decoder(StreamDecoder):
     """
 
     __slots__ = (
-        "_read_body",
         "_line",
         "_recipients",
         "_refusal",
@@ -76,7 +75,6 @@ class Decoder(StreamDecoder):
 
     def __init__(self, limits: Limits, coalesce_chunks: bool = False) -> None:
         super().__init__(limits, coalesce_chunks)
-        self._read_body = self._body.read
         # A run carries only bodies its receiver keeps in memory (a bigger one
         # streams, and may spill to the spool on the way).
         self._run_max_body = min(limits.max_message_bytes, limits.spill_threshold_bytes)
@@ -136,7 +134,7 @@ class Decoder(StreamDecoder):
             elif state == BODY:
                 # Dispatched on its class by identity (the fastest test), which a
                 # type checker cannot follow: hence Any.
-                piece: Any = self._read_body(buffer, self._at_eof)
+                piece: Any = self._body.read(buffer, self._at_eof)
                 kind = piece.__class__
                 if kind is BodyData or kind is BodyFrames or piece is NEED_DATA:
                     return piece
