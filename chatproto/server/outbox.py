@@ -37,6 +37,7 @@ from zope.interface import implementer
 
 from chatproto.limits import KIB, Limits
 from chatproto.server.message import PREVIEW_BYTES, Delivery, DeliveryRun, ShortBody
+from chatproto.server.sendnow import can_send_now, send_now
 from chatproto.server.stats import LatencyHistogram
 from chatproto.server.writes import WriteBatcher
 
@@ -108,6 +109,7 @@ class Outbox:
         "_stall_timer",
         "_batcher",
         "_pending",
+        "_sends_now",
     )
 
     log = Logger()
@@ -131,6 +133,7 @@ class Outbox:
         self._clock = clock
         self._latency = latency
         self._transport = transport
+        self._sends_now = can_send_now(transport)
         self._on_overflow = on_overflow
         # (delivery, time queued), made when first needed
         self._queue: deque[tuple[_Queued, float]] | None = None
@@ -245,7 +248,11 @@ class Outbox:
         if pending and not self._is_closed:
             # One bytes object: joining in C beats writeSequence's check of
             # every part in Python (fan-out writes thousands of these per read).
-            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            if self._sends_now:
+                send_now(self._transport, data)  # type: ignore[arg-type]
+            else:
+                self._transport.write(data)
 
     def _stalled(self) -> None:
         self._stall_timer = None
