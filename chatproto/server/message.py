@@ -347,12 +347,14 @@ class DeliveryRun:
 
     body = _NO_BODY
 
-    def __init__(self, sender: bytes, head: bytes, frames: list[bytes], chunked: int) -> None:
+    def __init__(
+        self, sender: bytes, head: bytes, frames: list[bytes], chunked: int, size: int = -1
+    ) -> None:
         self.sender = sender
         self.head = head
         self.frames = frames
         self.count = len(frames)
-        self.size = sum(map(len, frames))
+        self.size = size if size >= 0 else sum(map(len, frames))
         self.chunked = chunked
 
     @classmethod

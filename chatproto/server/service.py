@@ -407,27 +407,38 @@ class ChatService(service.Service):
                     recent[recipient] = senders = []
                 senders += [run.sender] * count
             return taken, run.size
-        # PROTOCOL §5: a random message after each third delivery, in place.
+        # PROTOCOL §5: a random message after each third delivery, in place,
+        # "from" one of the senders of those three (this run's sender but
+        # for the first three, which may include earlier ones).
         frames = run.frames
-        rng = self._rng
-        sent: list[bytes] = []
-        group = (senders or []) + [run.sender] * (MESSAGES_PER_RANDOM - before)
-        start, end = 0, MESSAGES_PER_RANDOM - before
-        randoms = 0
+        draw = self._rng.random
+        canned = self._canned_bodies
+        sender, head = run.sender, run.head
+        end = MESSAGES_PER_RANDOM - before
+        pick = int(draw() * MESSAGES_PER_RANDOM)  # of the earlier senders, then this one
+        if senders and pick < before and senders[pick] != sender:
+            first_head = encode_from(senders[pick])
+        else:
+            first_head = head
+        random_frame = first_head + canned[int(draw() * len(canned))]
+        sent = frames[:end]
+        sent.append(random_frame)
+        added = len(random_frame)
+        start, end = end, end + MESSAGES_PER_RANDOM
         while end <= count:
             sent += frames[start:end]
-            body = rng.choice(self._canned_bodies)
-            sent.append(encode_from(rng.choice(group)) + body)
-            randoms += 1
-            group = [run.sender] * MESSAGES_PER_RANDOM
+            random_frame = head + canned[int(draw() * len(canned))]
+            sent.append(random_frame)
+            added += len(random_frame)
             start, end = end, end + MESSAGES_PER_RANDOM
         sent += frames[start:]
-        with_randoms = DeliveryRun(run.sender, run.head, sent, run.chunked)
+        randoms = len(sent) - count
+        with_randoms = DeliveryRun(sender, head, sent, run.chunked, run.size + added)
         if not recipient.deliver(with_randoms):
             return 0, 0
         left = count - start
         if left:
-            recent[recipient] = [run.sender] * left
+            recent[recipient] = [sender] * left
         else:
             recent.pop(recipient, None)
         stats = self.stats
