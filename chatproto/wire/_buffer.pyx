@@ -23,7 +23,7 @@ no division checks (there is no division).
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
@@ -290,14 +290,9 @@ cdef class ReceiveBuffer:
         cdef const unsigned char* data = self._data
         cdef Py_ssize_t size = self._size
         cdef Py_ssize_t start = self._start
-        cdef Py_ssize_t body_start, end
+        cdef Py_ssize_t end
         cdef Py_ssize_t length = 0
-        cdef Py_buffer view
-        PyObject_GetBuffer(line, &view, PyBUF_SIMPLE)
-        body_start = start + view.len
-        if view.len > size - start or memcmp(data + start, view.buf, view.len) != 0:
-            body_start = -1
-        PyBuffer_Release(&view)
+        cdef Py_ssize_t body_start = self._past(line, start)
         if body_start < 0:
             return None
         body_start = _short_length_line(data, body_start, size, &length)
@@ -309,6 +304,23 @@ cdef class ReceiveBuffer:
         body = PyBytes_FromStringAndSize(<char*>data + body_start, length)
         self._consume(end)
         return body
+
+    cdef Py_ssize_t _past(self, line, Py_ssize_t pos) except -2:
+        """Where ``line`` (bytes-like) ends if the block holds it at ``pos``, else -1."""
+        cdef Py_buffer view
+        cdef Py_ssize_t size
+        cdef bint is_there
+        if type(line) is bytes:  # the usual case, without a buffer request
+            size = PyBytes_GET_SIZE(line)
+            is_there = size <= self._size - pos and memcmp(
+                self._data + pos, PyBytes_AS_STRING(line), size
+            ) == 0
+        else:
+            PyObject_GetBuffer(line, &view, PyBUF_SIMPLE)
+            size = view.len
+            is_there = size <= self._size - pos and memcmp(self._data + pos, view.buf, size) == 0
+            PyBuffer_Release(&view)
+        return pos + size if is_there else -1
 
     def take_chunk(self, Py_ssize_t max_size):
         """Consume a chunk header and its data if both are buffered, as they usually are.
