@@ -1,5 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
-# cython: initializedcheck=False, cdivision=True
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The receive buffer, compiled: the twin of :mod:`chatproto.wire.buffer` (STYLE §9).
 
 :mod:`chatproto.wire.buffer` is the reference; this module has the same
@@ -17,9 +16,9 @@ with a read offset: consuming moves the offset, :meth:`ReceiveBuffer.feed`
 drops the consumed prefix once per call (as the pure twin does), and each
 result is one ``bytes`` made straight from the block.
 
-The directives: no bounds or negative-index checks (no indexing of Python
-objects is left, and every C index is checked against the size by hand),
-no division checks (there is no division).
+The directives: no bounds or negative-index checks (nothing indexed is a
+Python object: every index into the block is checked against its size by
+hand), and C division for the capacity arithmetic (positive operands only).
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -190,16 +189,17 @@ cdef class ReceiveBuffer:
     def feed(self, data):
         """Append ``data``, first dropping what has been consumed."""
         cdef Py_buffer view
-        cdef Py_ssize_t start = self._start
-        cdef Py_ssize_t kept = self._size - start
-        cdef Py_ssize_t needed, capacity
+        cdef Py_ssize_t start, kept, needed, capacity
         cdef unsigned char* block
         try:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         except (TypeError, BufferError):
             # As bytearray's += refuses it, and after the drop, as in the pure twin.
-            self._drop(kept)
+            self._drop()
             raise TypeError(f"can't concat {type(data).__name__} to bytearray") from None
+        # Read only now: getting a buffer may run Python code, which may use this one.
+        start = self._start
+        kept = self._size - start
         try:
             if view.len > PY_SSIZE_T_MAX // 2 - kept:
                 raise MemoryError()
@@ -225,12 +225,13 @@ cdef class ReceiveBuffer:
         self._forget(start)
         self._size = needed
 
-    cdef inline void _drop(self, Py_ssize_t kept) noexcept:
-        """Drop the consumed prefix in place (``kept`` bytes follow it)."""
-        if self._start:
-            memmove(self._data, self._data + self._start, kept)
-            self._size = kept
-            self._forget(self._start)
+    cdef inline void _drop(self) noexcept:
+        """Drop the consumed prefix in place."""
+        cdef Py_ssize_t start = self._start
+        if start:
+            memmove(self._data, self._data + start, self._size - start)
+            self._size -= start
+            self._forget(start)
 
     cdef inline void _forget(self, Py_ssize_t start) noexcept:
         """Account for the first ``start`` bytes having left the block."""
@@ -239,7 +240,7 @@ cdef class ReceiveBuffer:
         self._start = 0
 
     cdef inline void _consume(self, Py_ssize_t end) noexcept:
-        """Consume up to ``end``, past which no newline search has looked yet."""
+        """Consume up to ``end``: the next newline search starts there at the earliest."""
         self._start = end
         if self._scan < end:
             self._scan = end
@@ -287,12 +288,11 @@ cdef class ReceiveBuffer:
         buffer does not start with exactly that: the caller then parses line
         by line, with the same result (also for a body over ``max_body``).
         """
-        cdef const unsigned char* data = self._data
+        cdef Py_ssize_t body_start = self._past(line)
+        cdef const unsigned char* data = self._data  # read after _past (see there)
         cdef Py_ssize_t size = self._size
-        cdef Py_ssize_t start = self._start
         cdef Py_ssize_t end
         cdef Py_ssize_t length = 0
-        cdef Py_ssize_t body_start = self._past(line, start)
         if body_start < 0:
             return None
         body_start = _short_length_line(data, body_start, size, &length)
@@ -305,18 +305,24 @@ cdef class ReceiveBuffer:
         self._consume(end)
         return body
 
-    cdef Py_ssize_t _past(self, line, Py_ssize_t pos) except -2:
-        """Where ``line`` (bytes-like) ends if the block holds it at ``pos``, else -1."""
+    cdef Py_ssize_t _past(self, line) except -2:
+        """Where ``line`` (bytes-like) ends if the buffer starts with it, else -1.
+
+        Getting the buffer of a ``line`` that is not ``bytes`` may run Python
+        code: read the state again after this call.
+        """
         cdef Py_buffer view
-        cdef Py_ssize_t size
+        cdef Py_ssize_t pos, size
         cdef bint is_there
         if type(line) is bytes:  # the usual case, without a buffer request
+            pos = self._start
             size = PyBytes_GET_SIZE(line)
             is_there = size <= self._size - pos and memcmp(
                 self._data + pos, PyBytes_AS_STRING(line), size
             ) == 0
         else:
             PyObject_GetBuffer(line, &view, PyBUF_SIMPLE)
+            pos = self._start
             size = view.len
             is_there = size <= self._size - pos and memcmp(self._data + pos, view.buf, size) == 0
             PyBuffer_Release(&view)
@@ -398,9 +404,8 @@ cdef class ReceiveBuffer:
         Returns ``(bodies, body bytes, chunked count)`` with each body as
         framed, or ``None`` (consuming nothing) if not even one is buffered so.
         """
-        cdef const unsigned char* data = self._data
-        cdef Py_ssize_t available = self._size
-        cdef Py_ssize_t position = self._start
+        cdef const unsigned char* data
+        cdef Py_ssize_t available, position
         cdef Py_ssize_t count = 0
         cdef Py_ssize_t body_bytes = 0
         cdef Py_ssize_t chunked = 0
@@ -411,6 +416,11 @@ cdef class ReceiveBuffer:
         cdef Py_buffer view
         cdef list bodies = []
         PyObject_GetBuffer(line, &view, PyBUF_SIMPLE)
+        # Read only now: making the list or getting a buffer may run Python code. Nothing in
+        # the loop does (bytes objects are not tracked by the garbage collector).
+        data = self._data
+        available = self._size
+        position = self._start
         expected = <const unsigned char*>view.buf
         line_size = view.len
         try:
