@@ -38,8 +38,9 @@ cdef bytes _LAST_CHUNK = LAST_CHUNK
 cdef const unsigned char* _LAST_CHUNK_BYTES = _LAST_CHUNK
 cdef Py_ssize_t _LAST_CHUNK_SIZE = len(_LAST_CHUNK)
 
-# Below this capacity the block is never shrunk (it is not worth a reallocation).
-cdef Py_ssize_t _MIN_CAPACITY = 256
+# Below this capacity the block is never shrunk (it is not worth a reallocation). Small: an
+# idle connection keeps its block, and ten thousand of them should cost little (issue 16).
+cdef Py_ssize_t _MIN_CAPACITY = 16
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
