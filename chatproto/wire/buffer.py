@@ -163,9 +163,9 @@ class ReceiveBuffer:
     def take_body(self, max_body: int) -> tuple[bytes, int, bool] | None:
         """Consume a whole body in canonical form at the front, for a message run.
 
-        A short body (``<n>\n`` without leading zero, then the bytes) or a
-        chunked one (``C<n>\n`` chunks without leading zero, ``\r`` or blank
-        line, then ``C0\n``) of at most ``max_body`` body bytes. Returns
+        A short body (``<n>\\n`` without leading zero, then the bytes) or a
+        chunked one (``C<n>\\n`` chunks without leading zero, ``\\r`` or blank
+        line, then ``C0\\n``) of at most ``max_body`` body bytes. Returns
         ``(wire, body bytes, is chunked)``, ``wire`` being the body as framed,
         or ``None`` (consuming nothing) for anything else, incomplete or not.
         """
@@ -184,7 +184,7 @@ class ReceiveBuffer:
     ) -> tuple[list[bytes], int, int] | None:
         """Consume up to ``max_count`` whole messages at the front that all start with ``line``.
 
-        Each is ``line``, its line end (``\n`` or ``\r\n``) and a body as
+        Each is ``line``, its line end (``\\n`` or ``\\r\\n``) and a body as
         :meth:`take_body` takes it; blank lines before each are skipped.
         Returns ``(bodies, body bytes, chunked count)`` with each body as
         framed, or ``None`` (consuming nothing) if not even one is buffered so.

@@ -69,8 +69,8 @@ class MessageRun:
     repeat an accepted ``SEND``/``BROADCAST`` line, their bodies already in
     the wire form a delivery carries, so that a client's read costs one event
     and one routing decision, not one of each per message (issue 16). Only
-    bodies in canonical form come this way (a short ``<n>\n`` length line
-    without leading zero; ``C<n>\n`` chunks ending with ``C0\n``, no ``\r``
+    bodies in canonical form come this way (a short ``<n>\\n`` length line
+    without leading zero; ``C<n>\\n`` chunks ending with ``C0\\n``, no ``\\r``
     and no blank line), each within the decoder's run body limit; anything
     else is reported message by message, with the same result.
 
@@ -78,8 +78,8 @@ class MessageRun:
         recipients: the distinct recipients in the order named, or ``None``
             for ``BROADCAST``.
         line: the command line as received, without its line end.
-        bodies: each message's body as framed on the wire: ``b"<n>\n<data>"``,
-            or ``b"C<n>\n<data>...C0\n"``.
+        bodies: each message's body as framed on the wire: ``b"<n>\\n<data>"``,
+            or ``b"C<n>\\n<data>...C0\\n"``.
         body_bytes: the body bytes of all of them (not counting framing).
         chunked: how many of ``bodies`` are chunked.
     """
