@@ -10,9 +10,10 @@ from zope.interface import implementer
 
 from chatproto.limits import Limits
 from chatproto.server.interfaces import IClient
-from chatproto.server.message import Delivery
+from chatproto.server.message import Body, Delivery, DeliveryRun, MessageBody, ShortBody
 from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory, ChatProtocol
+from chatproto.wire.encode import split_frames
 
 
 class ScriptedRandom:
@@ -38,6 +39,22 @@ def answer(deferred: Deferred | bool):  # type: ignore[no-untyped-def,type-arg]
     return results[0]
 
 
+def _messages_of(run: DeliveryRun) -> list[Delivery]:
+    """The deliveries a run holds, one per frame (``FROM`` line, then the body as framed)."""
+    deliveries = []
+    for frame in run.frames:
+        head, _, wire = frame.partition(b"\n")
+        sender = head.removeprefix(b"FROM ")
+        if wire.startswith(b"C"):
+            body: Body = MessageBody()
+            body.add_wire(wire, sum(map(len, split_frames(wire)[1::2])))
+            body.finish(add_terminator=False)
+        else:
+            body = ShortBody(wire.partition(b"\n")[2])
+        deliveries.append(Delivery(sender, body))
+    return deliveries
+
+
 @implementer(IClient)
 class FakeClient:
     """An IClient that records what the service and the session do to it."""
@@ -59,7 +76,10 @@ class FakeClient:
         self.disconnected: list[str] = []
         self.resumed = 0
 
-    def deliver(self, delivery: Delivery) -> bool:
+    def deliver(self, delivery: Delivery | DeliveryRun) -> int:
+        if isinstance(delivery, DeliveryRun):  # a stream client is handed runs
+            self.deliveries += _messages_of(delivery)
+            return delivery.count
         if delivery.body.is_chunked and not self.takes_chunked:
             return False
         self.deliveries.append(delivery)

@@ -186,3 +186,31 @@ def test_a_claim_whose_answer_was_lost_is_released_when_redis_answers_again(
     router._commands_up(scripted_redis)  # back: the doubtful claim is given back
     ((args, _),) = scripted_redis.scripts(b"DEL")
     assert args[2] == [PREFIX + b"carol"]
+
+
+def test_consecutive_short_messages_of_one_sender_arrive_as_one_run(
+    service: ChatService, router: RedisRouter, scripted_redis: ScriptedRedis
+) -> None:
+    """Short messages from one sender to the same users are delivered as a run, in order."""
+    bob = log_in(service, scripted_redis, b"bob")
+    handed: list[int] = []
+    deliver = bob.deliver
+    bob.deliver = lambda delivery: handed.append(delivery.count) or deliver(delivery)  # type: ignore[method-assign]
+    relay(
+        router,
+        NODE_CHANNEL,
+        b"S n2 1 3 alice bob\none",
+        b"S n2 2 3 alice bob\ntwo",
+        b"C n2 3 5 alice bob\nC5\nthreeC0\n",
+        b"S n2 4 4 alice bob\nfour",
+        b"S n2 5 4 carol bob\nfive",
+    )
+    assert handed == [2, 1, 1, 1]
+    assert bob.received() == [
+        (b"alice", b"one"),
+        (b"alice", b"two"),
+        (b"alice", b"three"),
+        (b"alice", b"four"),
+        (b"carol", b"five"),
+    ]
+    assert service.stats.messages_relayed_in == 5

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from chatproto.limits import Limits, Rate
 from chatproto.server.message import DeliveryRun
+from chatproto.server.routing import LocalRouter
 from chatproto.server.service import CANNED_LINES, MESSAGES_PER_RANDOM, ChatService
 from chatproto.server.tcp import ChatProtocol
 from chatproto.wire.client_codec import ClientDecoder
@@ -216,3 +217,31 @@ def test_a_paused_recipient_queues_a_run_as_its_messages() -> None:
     bob._outbox.resumeProducing()
     assert take(bob_wire) == b"FROM alice\n1\na" * 3
     assert bob._outbox.backlog_bytes == 0
+
+
+class ForwardingRouter(LocalRouter):
+    """A router with an elsewhere: it records what it is asked to forward."""
+
+    forwards = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forwarded: list[tuple[bytes, object, bytes]] = []
+
+    def forward(self, sender, recipients, body) -> None:  # type: ignore[no-untyped-def]
+        self.forwarded.append((sender, recipients, body.read()))
+
+
+def test_a_run_for_users_elsewhere_is_forwarded_message_by_message() -> None:
+    """With a clustered router, the local part of a run goes as a run, the rest is forwarded."""
+    router = ForwardingRouter()
+    service = make_service(router=router)
+    _, bob_wire = login(service, b"bob")
+    alice, _ = login(service, b"alice")
+    alice.dataReceived(b"SEND bob carol\n1\nxSEND bob carol\nC2\nyzC0\nBROADCAST\n1\nw")
+    assert take(bob_wire) == b"FROM alice\n1\nxFROM alice\nC2\nyzC0\nFROM alice\n1\nw"
+    assert router.forwarded == [
+        (b"alice", [b"carol"], b"x"),
+        (b"alice", [b"carol"], b"yz"),
+        (b"alice", None, b"w"),
+    ]

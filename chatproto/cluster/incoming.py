@@ -71,22 +71,52 @@ class IncomingRelay:
         self._incoming: dict[bytes, _Incoming] = {}  # by the node sending it
 
     def relay_received(self, channel: bytes, data: bytes) -> None:
-        """Handle one batch that arrived on ``channel``; a bad message is logged and skipped."""
+        """Handle one batch that arrived on ``channel``; a bad message is logged and skipped.
+
+        Consecutive short messages from one sender to the same recipients are
+        delivered as one run (issue 16), as a client's read of them would be.
+        """
         try:
             messages = relay_wire.decode_batch(data)
         except relay_wire.RelayFormatError as error:
             self.log.warn("bad relay batch on {channel}: {error}", channel=channel, error=error)
             return
+        is_broadcast = channel == self._broadcast_channel
+        run: list[bytes] = []  # short bodies as framed, of one sender to one set of recipients
+        run_of: tuple[bytes, tuple[bytes, ...] | None] | None = None
         for message in messages:
             try:
-                self._relay_message(channel, message)
+                header, payload = relay_wire.decode(message)
+                if header.kind == relay_wire.SHORT and header.origin != self.node_id:
+                    key = (header.sender, None if is_broadcast else header.recipients)
+                    if key != run_of:
+                        self._deliver_run(run_of, run)
+                        run_of, run = key, []
+                    run.append(b"%d\n%b" % (len(payload), payload))
+                    continue
+                self._deliver_run(run_of, run)
+                run_of, run = None, []
+                self._relay_message(channel, header, payload)
             except relay_wire.RelayFormatError as error:
                 self.log.warn("bad relay message on {channel}: {e}", channel=channel, e=error)
             except Exception:  # a bug: lose this message, not the connection or the others
                 self.log.failure("handling a relayed message failed")
+        try:
+            self._deliver_run(run_of, run)
+        except Exception:
+            self.log.failure("handling a relayed message failed")
 
-    def _relay_message(self, channel: bytes, data: bytes) -> None:
-        header, payload = relay_wire.decode(data)
+    def _deliver_run(
+        self, run_of: tuple[bytes, tuple[bytes, ...] | None] | None, bodies: list[bytes]
+    ) -> None:
+        """Deliver the short messages gathered for one sender and set of recipients."""
+        if run_of is not None and bodies:
+            assert self.host is not None
+            self.host.receive_run(run_of[0], run_of[1], bodies)
+
+    def _relay_message(
+        self, channel: bytes, header: relay_wire.RelayHeader, payload: bytes
+    ) -> None:
         if header.origin == self.node_id:
             return  # our own BROADCAST, already delivered here
         service = self.host

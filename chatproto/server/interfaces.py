@@ -88,6 +88,15 @@ class IRouterHost(Interface):
         only borrowed for the call.
         """
 
+    def receive_run(
+        sender: bytes, recipients: Sequence[bytes] | None, bodies: list[bytes]
+    ) -> None:
+        """Deliver short messages from elsewhere, all from ``sender`` to ``recipients``.
+
+        ``bodies`` are each framed as on the wire (``b"<n>\\n<data>"``); the
+        same as :meth:`receive` for each, in order.
+        """
+
     def new_body() -> MessageBody:
         """Return an empty chunked body for a message being received (may spill to the spool)."""
 

@@ -329,9 +329,7 @@ class ChatService(service.Service):
         """
         assert sender.name is not None
         router = self._router
-        if self.is_verbose or router.forwards:
-            # -v shows each message, and a router with an elsewhere forwards
-            # each: message by message.
+        if self.is_verbose:  # -v shows each message: one by one
             reached = 0
             for wire in bodies:
                 body = body_from_wire(wire, self.new_body)
@@ -346,14 +344,31 @@ class ChatService(service.Service):
         messages_in[command, "short"] += count - chunked
         messages_in[command, "chunked"] += chunked
         self.stats.body_bytes_in += body_bytes
+        elsewhere: Sequence[bytes] | None = None
         if recipients is None:
             targets = router.everyone()
         elif len(recipients) == 1:  # the usual SEND
             found = router.lookup(recipients[0])
             targets = [] if found is None else [found]
+            if found is None:
+                elsewhere = recipients
         else:
-            lookup = router.lookup
-            targets = [found for name in recipients if (found := lookup(name)) is not None]
+            targets, missing = [], []
+            for name in recipients:
+                found = router.lookup(name)
+                if found is None:
+                    missing.append(name)
+                else:
+                    targets.append(found)
+            elsewhere = missing or None
+        if router.forwards and (recipients is None or elsewhere):
+            # Other nodes get each message (a BROADCAST, or users not here).
+            for wire in bodies:
+                body = body_from_wire(wire, self.new_body)
+                try:
+                    router.forward(sender.name, elsewhere, body)
+                finally:
+                    body.release()
         if targets:
             self._deliver_run(targets, DeliveryRun.of_bodies(sender.name, bodies, chunked), bodies)
         return len(targets)
@@ -480,6 +495,28 @@ class ChatService(service.Service):
             targets = [found for name in recipients if (found := lookup(name)) is not None]
         self.stats.messages_relayed_in += 1
         self._deliver_all(sender, targets, body)
+
+    def receive_run(
+        self, sender: bytes, recipients: Sequence[bytes] | None, bodies: list[bytes]
+    ) -> None:
+        """Deliver short messages from another process, all from ``sender`` to ``recipients``.
+
+        ``bodies`` are framed as a ``MessageRun`` carries them. As
+        :meth:`receive`, message by message, but looked up and delivered once.
+        """
+        if self.is_verbose:  # -v shows each
+            for wire in bodies:
+                self.receive(sender, recipients, body_from_wire(wire, self.new_body))
+            return
+        router = self._router
+        if recipients is None:
+            targets = router.everyone()
+        else:
+            lookup = router.lookup
+            targets = [found for name in recipients if (found := lookup(name)) is not None]
+        self.stats.messages_relayed_in += len(bodies)
+        if targets:
+            self._deliver_run(targets, DeliveryRun.of_bodies(sender, bodies, 0), bodies)
 
     def _deliver_all(self, sender: bytes, targets: list[IRecipient], body: Body) -> None:
         """Hand one message from ``sender`` to each of ``targets``."""
