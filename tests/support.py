@@ -17,11 +17,15 @@ from chatproto.wire.encode import split_frames
 
 
 class ScriptedRandom:
-    """A random source whose ``choice`` picks the indexes it is given, in turn."""
+    """A random source whose ``choice`` picks the indexes it is given, and ``random`` the draws."""
 
-    def __init__(self, picks: Sequence[int] = ()) -> None:
+    def __init__(self, picks: Sequence[int] = (), draws: Sequence[float] = ()) -> None:
         self._picks = list(picks)
+        self._draws = list(draws)
         self.choices: list[tuple] = []
+
+    def random(self) -> float:
+        return self._draws.pop(0) if self._draws else 0.0
 
     def choice(self, seq: Sequence):  # type: ignore[no-untyped-def]
         self.choices.append(tuple(seq))

@@ -301,7 +301,10 @@ def test_a_bug_closes_only_that_connection(service: ChatService) -> None:
 
 def test_random_message_after_three_deliveries() -> None:
     """The fourth frame a client gets after three messages is a canned line from a sender."""
-    service = make_service(random_messages=True, rng=ScriptedRandom([2, 0]))
+    # Three messages in one read are a run: a draw for which of the three
+    # senders (all alice), then one for the canned line (the third).
+    draws = [0.9, 2.5 / len(CANNED_LINES)]
+    service = make_service(random_messages=True, rng=ScriptedRandom(draws=draws))
     alice, _ = login(service, b"alice")
     _, bob_transport = login(service, b"bob")
     alice.dataReceived(encode_message([b"bob"], b"a") * 3)
