@@ -28,6 +28,9 @@ from tests.fuzz.seeds import CORPUS_DIR, seeds
 from tests.fuzz.streams import check_client_events, check_server_events
 from tests.fuzz.targets import TARGETS
 
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
+
 #: Every corpus file, of every target.
 CORPUS = sorted(path for path in CORPUS_DIR.glob("*/*") if path.is_file())
 #: Most files a target's corpus may hold (minimise with ``run.py --merge``).
