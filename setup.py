@@ -137,6 +137,8 @@ setup(
             "twisted[websocket]>=26.10",
             # the page's tests drive Debian's chromium (.ci/run installs it)
             "playwright>=1.40",
+            # tests/test_plugin.py builds wheels without build isolation
+            "cython>=3.0",
         ],
         # The checks .ci/run makes before the tests (pinned: a new release
         # may add rules or change formatting).
