@@ -62,8 +62,8 @@ def _processes_need_the_e2e_marker(
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[object]:
+@pytest.hookimpl(hookwrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
     """Let a hypothesis test run once per parameter under pytest-twisted.
 
     pytest-twisted's own ``pytest_pyfunc_call`` wraps a hypothesis test's
@@ -75,11 +75,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[object]:
     """
     hypothesis = getattr(pyfuncitem.obj, "hypothesis", None)
     inner_test = getattr(hypothesis, "inner_test", None)
-    try:
-        return (yield)
-    finally:
-        if inner_test is not None:
-            hypothesis.inner_test = inner_test
+    yield
+    if inner_test is not None:
+        hypothesis.inner_test = inner_test
 
 
 @pytest.fixture(params=twins.TWIN_NAMES)

@@ -19,7 +19,7 @@ Attributes:
 
 import os
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, cast
 
 from chatproto.wire.buffer import ReceiveBuffer as PyReceiveBuffer
 
@@ -40,8 +40,8 @@ def _compiled_twin() -> tuple[type[PyReceiveBuffer] | None, str]:
         import chatproto.wire._buffer as _buffer
     except ImportError as error:
         return None, f"not built: {error}"
-    twin: type[PyReceiveBuffer] = _buffer.ReceiveBuffer
-    return twin, ""
+    # Not a subclass of the pure twin, but the same API: typed as it.
+    return cast(type[PyReceiveBuffer], _buffer.ReceiveBuffer), ""
 
 
 CReceiveBuffer, _WHY_NOT = _compiled_twin()
