@@ -94,12 +94,7 @@ def wire_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     ``CHATPROTO_NO_EXTENSIONS`` is set; unbuilt, it fails instead under
     ``CHATPROTO_REQUIRE_EXTENSIONS`` (see ``tests/twins.py``).
     """
-    missing = twins.missing_twin(request.param)
-    if missing is not None:
-        reason, is_failure = missing
-        if is_failure:
-            pytest.fail(f"{reason} ({twins.REQUIRE_VARIABLE} is set)")
-        pytest.skip(reason)
+    twins.require_twin(request.param)
     twin = twins.TWINS[request.param]
     assert twin is not None
     monkeypatch.setattr(StreamDecoder, "buffer_type", twin)
@@ -115,12 +110,7 @@ def both_twins() -> None:
     It skips where the compiled twin is not built or ``CHATPROTO_NO_EXTENSIONS``
     is set; unbuilt, it fails instead under ``CHATPROTO_REQUIRE_EXTENSIONS``.
     """
-    missing = twins.missing_twin("compiled")
-    if missing is not None:
-        reason, is_failure = missing
-        if is_failure:
-            pytest.fail(f"{reason} ({twins.REQUIRE_VARIABLE} is set)")
-        pytest.skip(reason)
+    twins.require_twin("compiled")
 
 
 StartServer = Callable[..., Server]

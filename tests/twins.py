@@ -62,6 +62,19 @@ def missing_twin(name: str) -> tuple[str, bool] | None:
     return reason, extensions_required() and not compiled.extensions_refused()
 
 
+def require_twin(name: str) -> None:
+    """Skip the running test without twin ``name``, or fail it (see :func:`missing_twin`)."""
+    missing = missing_twin(name)
+    if missing is None:
+        return
+    import pytest  # here: the fuzz runner has no pytest, and never needs it
+
+    reason, is_failure = missing
+    if is_failure:
+        pytest.fail(f"{reason} ({REQUIRE_VARIABLE} is set)")
+    pytest.skip(reason)
+
+
 @contextmanager
 def decoders_over(buffer_type: type) -> Iterator[None]:
     """Make the decoders made (and failing) in the ``with`` block buffer with ``buffer_type``."""
