@@ -472,7 +472,7 @@ _DECODES = re.compile(
     r"codec_support|client_codec_support)\b"
 )
 #: Test modules that decode but run over both twins their own way (or need no twin).
-_OWN_WAY = {"test_codec_twins.py", "test_compiled.py"}
+_OWN_WAY = {"test_codec_twins.py", "test_compiled.py", "test_buffer_twins.py"}
 
 
 def test_every_codec_test_module_runs_over_both_twins() -> None:
