@@ -28,6 +28,7 @@ from chatproto.endpoints import check_endpoint, effective_endpoint
 from chatproto.limits import LIMITS, PUBLIC_LIMITS, Limit, Limits, Rate, Unit
 from chatproto.server.addresses import DEFAULT_EXEMPT, parse_networks
 from chatproto.web.options import check_web_options, web_origin
+from chatproto.wire.compiled import compiled_core_status
 
 _DEFAULT = Limits()
 
@@ -39,11 +40,14 @@ def version_text() -> str:
     """Return what ``--version`` prints: chatproto's version, then what it runs on.
 
     The first line is ``chatproto <version>``; each later line names one
-    thing the server is built on, so that a bug report can quote them all.
+    thing the server is built on, so that a bug report can quote them all,
+    the last whether the wire core's compiled twin runs (``compiled core:
+    yes``, or ``no`` and why, :mod:`chatproto.wire.compiled`).
     """
     lines = [
         f"chatproto {__version__}",
         f"Twisted {twisted_version}, Python {platform.python_version()}",
+        f"compiled core: {compiled_core_status()}",
     ]
     return "\n".join(lines)
 
@@ -189,7 +193,7 @@ class Options(AnyOrderOptions):
             raise SystemExit(2) from None
 
     def opt_version(self) -> None:
-        """Print chatproto's version (and Twisted's and Python's) and exit."""
+        """Print chatproto's version (Twisted's, Python's, the compiled core's) and exit."""
         print(version_text())
         sys.exit(0)
 

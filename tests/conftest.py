@@ -5,6 +5,8 @@ redis-server) carries the ``e2e`` marker, so that ``pytest -m "not e2e"`` is
 the quick loop: tests using a process-starting fixture are marked here, the
 others by their module or their own mark. A test without the marker that
 starts a process anyway fails, naming the marker it lacks.
+
+The codec tests run over both twins of the wire core through ``wire_twin``.
 """
 
 import subprocess
@@ -14,6 +16,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from chatproto.wire.stream import StreamDecoder
+from tests import twins
 from tests.daemons import Daemon
 from tests.e2e_support import CHAT_SERVER, Server
 from tests.redis_support import RedisServer
@@ -56,6 +60,57 @@ def _processes_need_the_e2e_marker(
         )
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
+    """Let a hypothesis test run once per parameter under pytest-twisted.
+
+    pytest-twisted's own ``pytest_pyfunc_call`` wraps a hypothesis test's
+    ``inner_test`` to run it in the reactor greenlet, and stores the
+    wrapper on the test function, which every parametrized item of the
+    test shares: the second item would wrap the wrapper, and fail
+    ("blockon cannot be called from the twisted greenlet"). Put the
+    original back after each call.
+    """
+    hypothesis = getattr(pyfuncitem.obj, "hypothesis", None)
+    inner_test = getattr(hypothesis, "inner_test", None)
+    yield
+    if inner_test is not None:
+        hypothesis.inner_test = inner_test
+
+
+@pytest.fixture(params=twins.TWIN_NAMES)
+def wire_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> type:
+    """Run the test over one twin of the wire core, ``python`` or ``compiled`` (its test id).
+
+    Every decoder the test makes buffers with that twin
+    (``StreamDecoder.buffer_type``), and a ``ReceiveBuffer`` name in the
+    test's module is that twin, for the tests that make buffers themselves.
+    The codec test modules use it for all their tests
+    (``pytestmark = pytest.mark.usefixtures("wire_twin")``), as aiohttp's
+    ``REQUEST_PARSERS`` runs its parser tests over both parsers. The
+    ``compiled`` run skips, saying why, where that twin is not built or
+    ``CHATPROTO_NO_EXTENSIONS`` is set; unbuilt, it fails instead under
+    ``CHATPROTO_REQUIRE_EXTENSIONS`` (see ``tests/twins.py``).
+    """
+    twins.require_twin(request.param)
+    twin = twins.TWINS[request.param]
+    assert twin is not None
+    monkeypatch.setattr(StreamDecoder, "buffer_type", twin)
+    if hasattr(request.module, "ReceiveBuffer"):
+        monkeypatch.setattr(request.module, "ReceiveBuffer", twin)
+    return twin
+
+
+@pytest.fixture
+def both_twins() -> None:
+    """Need both twins of the wire core (the differential tests): skip, or fail, without one.
+
+    It skips where the compiled twin is not built or ``CHATPROTO_NO_EXTENSIONS``
+    is set; unbuilt, it fails instead under ``CHATPROTO_REQUIRE_EXTENSIONS``.
+    """
+    twins.require_twin("compiled")
 
 
 StartServer = Callable[..., Server]

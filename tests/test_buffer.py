@@ -1,6 +1,11 @@
 """Tests of ``ReceiveBuffer`` (``chatproto/wire/buffer.py``): lines and sized reads."""
 
+import pytest
+
 from chatproto.wire.buffer import LINE_TOO_LONG, ReceiveBuffer
+
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
 
 # -- ReceiveBuffer ----------------------------------------------------------
 

@@ -8,6 +8,7 @@ nothing ever prints a traceback. A missing extra is simulated with a
 been installed.
 """
 
+import importlib.util
 import itertools
 import re
 import signal
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from chatproto import __version__
+from chatproto.wire.compiled import NO_EXTENSIONS_VARIABLE
 from tests.e2e_support import (
     CHAT_SERVER,
     HOST,
@@ -31,6 +33,7 @@ from tests.e2e_support import (
     free_port,
 )
 from tests.sockets import TcpClient
+from tests.twins import extensions_required
 
 #: Gives each run its own output files (the launch fixture names them by port).
 _RUNS = itertools.count(1)
@@ -65,15 +68,24 @@ def without_modules(directory: Path, modules: Sequence[str]) -> list[str]:
 def run_to_exit(launch: Callable[..., Server], tmp_path: Path) -> Callable[..., Exit]:
     """Run a program through ``launch`` until it exits by itself; return how it ended.
 
-    ``run_to_exit(launcher, *args, missing=())`` runs ``chat_server ARGS`` or
-    ``twistd -n --pidfile= chat ARGS`` with the modules in ``missing``
-    unimportable, and fails if it is still running after the usual timeout.
+    ``run_to_exit(launcher, *args, missing=(), no_extensions=None)`` runs
+    ``chat_server ARGS`` or ``twistd -n --pidfile= chat ARGS`` with the
+    modules in ``missing`` unimportable and ``CHATPROTO_NO_EXTENSIONS`` set
+    to ``no_extensions`` (or unset), and fails if it is still running after
+    the usual timeout.
     """
 
-    def run(launcher: str, *args: str, missing: Sequence[str] = ()) -> Exit:
+    def run(
+        launcher: str, *args: str, missing: Sequence[str] = (), no_extensions: str | None = None
+    ) -> Exit:
         command = program_command(launcher, args)
         if missing:
             command = [*without_modules(tmp_path / "shim", missing), *command]
+        # CHATPROTO_NO_EXTENSIONS as given (unset for None), whatever this run has.
+        if no_extensions is None:
+            command = ["env", "-u", NO_EXTENSIONS_VARIABLE, *command]
+        else:
+            command = ["env", f"{NO_EXTENSIONS_VARIABLE}={no_extensions}", *command]
         server = launch(launcher, [next(_RUNS)], command=command, wait=None)
         server.process.wait(timeout=TIMEOUT_S)
         status = server.stop()
@@ -151,6 +163,40 @@ def test_chat_server_version_names_chatproto(run_to_exit) -> None:  # type: igno
     result = run_to_exit("chat_server", "--version")
     assert (result.status, result.stderr) == (0, "")
     assert result.stdout.splitlines()[0] == f"chatproto {__version__}"
+
+
+#: What --version says of the compiled core when it is left to choose.
+COMPILED_CORE = (
+    "compiled core: yes"
+    if importlib.util.find_spec("chatproto.wire._buffer") is not None
+    else re.compile(r"compiled core: no \(not built: .+\)")
+)
+
+
+@pytest.mark.parametrize(
+    ("launcher", "no_extensions", "line"),
+    [
+        ("chat_server", None, COMPILED_CORE),
+        ("chat_server", "1", "compiled core: no (CHATPROTO_NO_EXTENSIONS is set)"),
+        ("twistd", None, COMPILED_CORE),
+        ("twistd", "1", "compiled core: no (CHATPROTO_NO_EXTENSIONS is set)"),
+    ],
+    ids=["chat_server", "chat_server-no-extensions", "twistd", "twistd-no-extensions"],
+)
+def test_version_says_whether_the_compiled_core_runs(  # type: ignore[no-untyped-def]
+    run_to_exit, launcher, no_extensions, line
+) -> None:
+    """--version's last line is 'compiled core: yes' where the extension is built, and
+    'compiled core: no (CHATPROTO_NO_EXTENSIONS is set)' under CHATPROTO_NO_EXTENSIONS=1."""
+    result = run_to_exit(launcher, "--version", no_extensions=no_extensions)
+    assert (result.status, result.stderr) == (0, "")
+    last = result.stdout.splitlines()[-1]
+    if isinstance(line, re.Pattern):
+        assert line.fullmatch(last), last
+    else:
+        assert last == line
+    if extensions_required() and no_extensions is None:
+        assert last == "compiled core: yes"
 
 
 # -- item 6: the same failures under both programs, and how each stops -----------------------

@@ -29,6 +29,9 @@ from tests.client_codec_support import (
 )
 from tests.decoding import drain
 
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
+
 # -- replies (PROTOCOL §2) ----------------------------------------------------
 
 

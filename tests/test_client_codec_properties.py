@@ -1,5 +1,6 @@
 """Property tests of the client's sans-I/O decoder: encoded frames, split points and noise."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,6 +11,9 @@ from chatproto.wire.events import ErrorReply, OkReply, ServerEvent
 from chatproto.wire.grammar import ERROR, OK
 from tests.client_codec_support import DEFAULT, EVENT_TYPES, _delivery, _feed_pieces
 from tests.decoding import cut_at, drain, streams_of
+
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
 
 # -- property tests -------------------------------------------------------------
 

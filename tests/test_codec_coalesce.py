@@ -15,6 +15,9 @@ from chatproto.wire.encode import split_frames
 from chatproto.wire.events import BodyData, BodyFrames, Event, Rejected
 from tests.decoding import cut_at, feed_pieces
 
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
+
 
 def decode(data: bytes, cuts: list[int], coalesce: bool, limits: Limits) -> list[Event]:
     """Feed ``data`` cut at ``cuts``, then end it; return every event."""

@@ -28,6 +28,9 @@ from tests.codec_support import (
     decode_kinds,
 )
 
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
+
 # -- PROTOCOL §2: login -----------------------------------------------------
 
 

@@ -1,8 +1,13 @@
 """The decoder says where each event's bytes end: ``-v`` shows frames as received from that."""
 
+import pytest
+
 from chatproto.limits import Limits
 from chatproto.wire.codec import Decoder
 from chatproto.wire.events import NEED_DATA
+
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
 
 
 def ends(stream: bytes, cuts: list[int], coalesce: bool = True) -> list[tuple[str, int]]:

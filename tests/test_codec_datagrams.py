@@ -7,6 +7,9 @@ from chatproto.wire.codec import decode_datagram
 from chatproto.wire.events import Event, Login, Rejected, ShortMessage
 from tests.codec_support import DEFAULT, _broadcast, _send
 
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
+
 # -- PROTOCOL §6: datagrams -------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +36,9 @@ from tests.codec_support import (
     _send_start,
 )
 from tests.decoding import cut_at, drain, streams_of
+
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
 
 # -- property tests ---------------------------------------------------------
 

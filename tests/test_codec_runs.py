@@ -6,6 +6,7 @@ the logins, the refusals and where the decoder stopped are the same whether
 it is drained with ``next_event()`` or with ``next_event(n)`` for any ``n``.
 """
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,9 @@ from chatproto.wire.events import (
 )
 from tests.decoding import cut_at
 from tests.test_codec_properties import _FRAGMENTS, PROPERTY_LIMITS
+
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
 
 
 def _messages(pieces: list[bytes], limits: Limits, max_frames: int, eof: bool) -> list[object]:

@@ -14,9 +14,15 @@ function or under ``TYPE_CHECKING``, must point to a layer it may use
 - ``web`` (the page's WebSocket): ``server``, ``wire``, ``limits``, ``argtypes``;
 - ``root`` (``options``, ``endpoints``, ``serving``, ``tap``, ``cli``, ``__main__``): the server
   assembled, with the cluster and the web layer.
+
+A compiled twin (a Cython ``.pyx``, STYLE §9) is held to its layer too: its
+imports and cimports are read line by line (Cython is not Python to ``ast``),
+and besides what its layer may import it may cimport only Cython's own
+declarations (``cython``, ``libc``, ``cpython``).
 """
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -45,6 +51,18 @@ def module_name(path: Path) -> str:
 
 
 MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+#: The compiled twins' sources, by module name (their imports are checked apart).
+CYTHON_MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.pyx"))}
+#: What a ``.pyx`` may cimport besides chatproto: Cython's own declarations.
+CYTHON_DECLARATIONS = frozenset({"cython", "libc", "cpython"})
+#: An import or cimport statement of a ``.pyx`` (``from X [c]import ...``,
+#: ``[c]import X, Y as Z``), whole lines only, so that prose in a docstring is not one.
+_NAME = r"[\w.]+(?:[ \t]+as[ \t]+\w+)?"
+CYTHON_IMPORT = re.compile(
+    r"^[ \t]*(?:from[ \t]+(?P<source>[\w.]+)[ \t]+c?import[ \t]+[\w(*]"
+    rf"|c?import[ \t]+(?P<names>{_NAME}(?:[ \t]*,[ \t]*{_NAME})*)[ \t]*(?:#.*)?$)",
+    re.M,
+)
 
 
 def layer_of(module: str) -> str:
@@ -111,6 +129,55 @@ def test_wire_and_limits_import_only_the_standard_library(module: str) -> None:
         if name.split(".")[0] not in sys.stdlib_module_names and name.split(".")[0] != "chatproto"
     ]
     assert outside == []
+
+
+def cython_imports(text: str) -> list[tuple[str, int]]:
+    """Every module Cython source ``text`` imports or cimports (absolute names), with the line."""
+    found = []
+    for match in CYTHON_IMPORT.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        if match["source"]:
+            found.append((match["source"], line))
+        else:
+            found += [(name.split()[0], line) for name in match["names"].split(",")]
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(CYTHON_MODULES))
+def test_compiled_twins_import_only_what_their_layer_may(module: str) -> None:
+    """A ``.pyx`` imports the standard library, its layer and those below, and Cython's
+    declarations: the compiled twin of a sans-I/O module is sans-I/O too."""
+    layer = layer_of(module)
+    allowed = MAY_IMPORT[layer] | {layer}
+    wrong = []
+    for name, line in cython_imports(CYTHON_MODULES[module].read_text()):
+        top = name.split(".")[0]
+        if top == "chatproto":
+            if layer_of(name) not in allowed:
+                wrong.append(f"line {line}: {name} ({layer_of(name)})")
+        elif top not in sys.stdlib_module_names and top not in CYTHON_DECLARATIONS:
+            wrong.append(f"line {line}: {name}")
+    assert wrong == [], f"{module} ({layer}) may import only {sorted(allowed)}"
+
+
+def test_the_compiled_twin_import_reader_sees_every_form() -> None:
+    """The ``.pyx`` import reader finds from-imports, cimports and plain imports, indented too."""
+    text = (
+        "from libc.string cimport memchr\n"
+        "cimport cython\n"
+        "import re, os as system\n"
+        "from chatproto.wire.buffer import LINE_TOO_LONG\n"
+        "    from twisted.internet import reactor\n"
+        "import of prose in a docstring is no import.\n"
+    )
+    assert cython_imports(text) == [
+        ("libc.string", 1),
+        ("cython", 2),
+        ("re", 3),
+        ("os", 3),
+        ("chatproto.wire.buffer", 4),
+        ("twisted.internet", 5),
+    ]
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

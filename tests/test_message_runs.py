@@ -9,6 +9,7 @@ numbers in the same order), under any cut of the input.
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,9 @@ from chatproto.wire.events import NEED_DATA, BodyData, DeliveryStart, MessageEnd
 from tests.protocol_support import login
 from tests.support import connect, make_service, take
 from tests.test_output_order import NAMES, Frame, Model, _bodies, _frames
+
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
 
 
 def _same_line_frames() -> st.SearchStrategy[list[Frame]]:

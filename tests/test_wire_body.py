@@ -8,6 +8,7 @@ decision (what follows the body is a next frame, parsed by each side's own
 grammar, so only the first message is compared).
 """
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,6 +25,9 @@ from chatproto.wire.client_codec import ClientDecoder
 from chatproto.wire.codec import Decoder
 from chatproto.wire.events import NEED_DATA, BodyData, MessageEnd, Rejected, ShortMessage
 from tests.decoding import cut_at, feed_pieces
+
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
 
 SMALL = Limits(max_line_bytes=16, max_message_bytes=50)
 

@@ -13,6 +13,7 @@ the same terminal state when the stream cannot be delimited any more.
 from typing import Final
 
 from chatproto.limits import Limits
+from chatproto.wire import compiled
 from chatproto.wire.body import BodyReader
 from chatproto.wire.buffer import ReceiveBuffer
 from chatproto.wire.events import MessageEnd, Rejected
@@ -32,14 +33,21 @@ class StreamDecoder:
     Args:
         limits: ``max_line_bytes`` bounds a line, ``max_message_bytes`` a body.
         coalesce_chunks: see :class:`~chatproto.wire.body.BodyReader`.
+
+    Attributes:
+        buffer_type: the class a decoder makes its receive buffers from: the
+            twin :mod:`chatproto.wire.compiled` chose. The tests set it to run
+            a decoder over each twin.
     """
 
     __slots__ = ("_limits", "_body", "_buffer", "_state", "_at_eof", "_failure", "_lost")
 
+    buffer_type: type[ReceiveBuffer] = compiled.ReceiveBuffer
+
     def __init__(self, limits: Limits, coalesce_chunks: bool = False) -> None:
         self._limits = limits
         self._body = BodyReader(limits, coalesce_chunks=coalesce_chunks)
-        self._buffer = ReceiveBuffer()
+        self._buffer = self.buffer_type()
         self._state = FIRST_LINE
         self._at_eof = False
         self._failure: Rejected | None = None
@@ -81,5 +89,5 @@ class StreamDecoder:
         self._failure = Rejected(reason, True, line)
         self._state = FAILED
         self._lost = self._buffer.consumed
-        self._buffer = ReceiveBuffer()  # release what was buffered
+        self._buffer = self.buffer_type()  # release what was buffered
         return self._failure

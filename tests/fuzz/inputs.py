@@ -6,7 +6,8 @@ of its bytes is written here once, in plain Python, instead of through
 ``atheris.FuzzedDataProvider`` (which has no pure-Python twin). The layout
 of a decoder input::
 
-    byte 0          switches: bits 0-1 pick the limits (LIMIT_SETS, modulo its length)
+    byte 0          switches: bits 0-1 pick the limits (LIMIT_SETS, modulo its length);
+                    bits 2-7 the runs' size of the twins target (max_frames, 2 plus them)
     byte 1          how many cuts, modulo MAX_CUTS + 1
     2 bytes a cut   each cut's position (big-endian), modulo len(payload) + 1
     the rest        the payload: the bytes a peer sends
@@ -47,11 +48,14 @@ class DecoderInput:
         payload: the bytes to decode.
         cuts: where to cut them into pieces (sorted, within the payload).
         limits: the decoder's limits.
+        max_frames: the most messages a run may hold, for the targets that ask
+            the server's decoder for runs (2 to 65).
     """
 
     payload: bytes
     cuts: tuple[int, ...]
     limits: Limits
+    max_frames: int = 2
 
     @property
     def pieces(self) -> list[bytes]:
@@ -72,20 +76,30 @@ def parse_input(data: bytes) -> DecoderInput:
         for i in range(0, len(raw_cuts), _CUT_BYTES)
     )
     limits = LIMIT_SETS[(switches & 0b11) % len(LIMIT_SETS)]
-    return DecoderInput(payload, tuple(cuts), limits)
+    return DecoderInput(payload, tuple(cuts), limits, _MIN_RUN + (switches >> 2))
 
 
-def make_input(payload: bytes, cuts: tuple[int, ...] = (), limits: int = 0) -> bytes:
+#: The smallest ``max_frames`` an input asks for: a run of one is no run.
+_MIN_RUN = 2
+
+
+def make_input(
+    payload: bytes, cuts: tuple[int, ...] = (), limits: int = 0, max_frames: int = _MIN_RUN
+) -> bytes:
     """Return the input that :func:`parse_input` reads as ``payload`` cut at ``cuts``.
 
     Args:
         payload: the bytes to decode.
         cuts: positions in ``payload`` (at most :data:`MAX_CUTS`).
         limits: an index into :data:`LIMIT_SETS`.
+        max_frames: the runs' size, 2 to 65 (the default, 2, writes the
+            switches byte as before it had this field).
     """
     if len(cuts) > MAX_CUTS or not all(0 <= cut <= len(payload) for cut in cuts):
         raise ValueError(f"bad cuts {cuts} for {len(payload)} bytes")
-    header = bytes([limits, len(cuts)])
+    if not _MIN_RUN <= max_frames <= _MIN_RUN + 0b111111:
+        raise ValueError(f"max_frames {max_frames} is not 2 to 65")
+    header = bytes([limits | (max_frames - _MIN_RUN) << 2, len(cuts)])
     return header + b"".join(cut.to_bytes(_CUT_BYTES, "big") for cut in cuts) + payload
 
 

@@ -6,12 +6,13 @@ From the top of the repository, with atheris installed (``pip install -e '.[fuzz
     python -m tests.fuzz.run TARGET -max_total_time=600     # ten minutes
     python -m tests.fuzz.run TARGET --merge [DIR ...]       # finds into the corpus, minimised
 
-``TARGET`` is one of ``server``, ``client``, ``datagram``, ``relay`` (see
-``targets.py``). A run starts from ``tests/fuzz/corpus/TARGET/`` and what
-was found before in ``tests/fuzz/work/TARGET/`` (not in git), writes the
-inputs it finds interesting there and a failing input to
-``tests/fuzz/work/TARGET-crash-<sha1>``, and exits non-zero on a failure
-(an ``AssertionError`` of a check, or any exception out of a decoder).
+``TARGET`` is one of ``server``, ``client``, ``datagram``, ``relay``,
+``twins`` (see ``targets.py``; ``twins`` needs the compiled core built). A
+run starts from ``tests/fuzz/corpus/TARGET/`` and what was found before in
+``tests/fuzz/work/TARGET/`` (not in git), writes the inputs it finds
+interesting there and a failing input to ``tests/fuzz/work/TARGET-crash-<sha1>``,
+and exits non-zero on a failure (an ``AssertionError`` of a check, or any
+exception out of a decoder).
 Unless given, it adds ``-dict`` (``chat.dict``), ``-max_len=4096`` and
 ``-timeout=10``.
 
@@ -21,6 +22,7 @@ directory), only what adds coverage to the seeds (libFuzzer's
 ``seeds.py`` from PROTOCOL.md's examples) always stay.
 """
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -32,7 +34,7 @@ FUZZ_DIR = Path(__file__).resolve().parent
 CORPUS_DIR = FUZZ_DIR / "corpus"
 WORK_DIR = FUZZ_DIR / "work"
 DICTIONARY = FUZZ_DIR / "chat.dict"
-TARGET_NAMES = ("server", "client", "datagram", "relay")
+TARGET_NAMES = ("server", "client", "datagram", "relay", "twins")
 #: libFuzzer options added unless given.
 DEFAULTS = {"-dict": str(DICTIONARY), "-max_len": "4096", "-timeout": "10"}
 
@@ -43,13 +45,27 @@ USAGE = (
 
 
 def _fuzz(target: str, libfuzzer_args: list[str]) -> None:
-    """Hand ``target``'s check to atheris with ``libfuzzer_args``; libFuzzer exits the process."""
+    """Hand ``target``'s check to atheris with ``libfuzzer_args``; libFuzzer exits the process.
+
+    Only Python is instrumented, so the decoders' targets run the pure twin
+    of the wire core (unless ``CHATPROTO_NO_EXTENSIONS`` is given): the
+    coverage of its buffer guides the fuzzer. ``twins`` runs both twins.
+    """
     import atheris
+
+    if target != "twins":
+        os.environ.setdefault("CHATPROTO_NO_EXTENSIONS", "1")
 
     # Coverage of the package under test only, not of the checks.
     with atheris.instrument_imports(include=["chatproto"]):
         from tests.fuzz.targets import TARGETS
     check = TARGETS[target]
+    if target == "twins":
+        from tests.twins import missing_twin
+
+        missing = missing_twin("compiled")
+        if missing is not None:  # nothing to compare the pure twin with
+            sys.exit(f"twins: {missing[0]}")
     # libFuzzer runs argv[0] again (through the shell) for -merge=1: make it
     # this very command.
     argv0 = shlex.join([sys.executable, "-m", "tests.fuzz.run", target])

@@ -4,7 +4,9 @@
 (and removes stale ``seed-*`` files); ``test_corpus.py`` checks that the files on
 disk are exactly these. Decoder seeds are written in the input layout of
 ``inputs.py``: each example whole, and again cut at up to 16 points
-(``-cut``). The relay seeds are relay batches as nodes publish them.
+(``-cut``). The relay seeds are relay batches as nodes publish them; the
+twins target's are a few of the server's and the client's, each with the
+size of the runs it asks for.
 """
 
 from pathlib import Path
@@ -117,6 +119,33 @@ SERVER_BYTES: list[tuple[str, bytes, int]] = [
     ("reply-line-too-long", b"OK" + b" " * 20 + b"\n", TINY),
 ]
 
+#: The examples the twins target starts from, with the runs' size each is decoded with: the
+#: fast paths (repeated lines, chunk runs), what they must refuse, and the limits. Some are
+#: the server's, some the client's; the target runs both decoders over each.
+TWINS_EXAMPLES: list[tuple[str, int]] = [
+    ("line-repeated", 2),
+    ("line-repeated", 65),
+    ("line-repeated-crlf", 3),
+    ("telnet", 2),
+    ("send-chunked", 2),
+    ("chunk-sizes-vary", 2),
+    ("chunk-999", 2),
+    ("chunk-leading-zeros", 2),
+    ("blank-lines-between-commands", 5),
+    ("blank-lines-between-chunks", 2),
+    ("chunked-over-message-limit", 2),
+    ("chunked-5000-over-4096", 2),
+    ("short-over-message-limit", 2),
+    ("line-too-long", 2),
+    ("refused-repeated", 3),
+    ("eof-in-chunk", 2),
+    ("replies-and-deliveries", 2),
+    ("delivery-leading-zeros", 2),
+    ("ok-crlf-blank-lines", 2),
+    ("delivery-over-limit", 2),
+    ("reply-line-too-long", 2),
+]
+
 _ORIGIN = b"node-1"
 
 #: What nodes publish to each other (``chatproto/wire/relay.py``): (name, bytes).
@@ -169,8 +198,22 @@ def seeds() -> dict[str, dict[str, bytes]]:
         "client": _decoder_seeds(stream_client, cut=True),
         "datagram": _decoder_seeds(datagrams, cut=False),
         "relay": {f"seed-{name}": data for name, data in RELAY_BYTES},
+        "twins": _twins_seeds({**stream_server, **stream_client}),
     }
     return result
+
+
+def _twins_seeds(examples: dict[str, tuple[bytes, int]]) -> dict[str, bytes]:
+    """The twins target's seeds: each of :data:`TWINS_EXAMPLES` whole and cut, with its runs."""
+    files = {}
+    for name, max_frames in TWINS_EXAMPLES:
+        data, limits = examples[name]
+        count = min(MAX_CUTS, len(data) - 1)
+        cuts = tuple(sorted({len(data) * i // (count + 1) for i in range(1, count + 1)}))
+        stem = f"seed-{name}-runs-{max_frames}"
+        files[stem] = make_input(data, (), limits, max_frames)
+        files[f"{stem}-cut"] = make_input(data, cuts, limits, max_frames)
+    return files
 
 
 def _decoder_seeds(examples: dict[str, tuple[bytes, int]], cut: bool) -> dict[str, bytes]:

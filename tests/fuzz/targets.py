@@ -16,11 +16,19 @@ runner (``python -m tests.fuzz.run TARGET``) hands them to atheris.
   each against its stream decoder;
 - ``relay``: the node-to-node codec (:mod:`chatproto.wire.relay`), arbitrary
   bytes raising only ``RelayFormatError``, and a round trip of valid
-  messages built from the bytes.
+  messages built from the bytes;
+- ``twins``: the wire core's two twins (:mod:`chatproto.wire.compiled`) give
+  identical events, ``consumed_bytes`` and ``buffered_bytes`` for the input,
+  whole and cut, to the server's decoder (coalescing or not, one event or
+  runs of the input's ``max_frames`` at a time), the client's and both
+  datagram decoders. It needs the compiled twin built. Under atheris only
+  the pure twin is instrumented: coverage leads the fuzzer through the
+  reference, and the compiled twin must follow it.
 """
 
 from collections.abc import Callable
 
+from chatproto.limits import Limits
 from chatproto.wire import relay
 from chatproto.wire.client_codec import ClientDecoder, decode_server_datagram
 from chatproto.wire.codec import Decoder, decode_datagram
@@ -33,6 +41,13 @@ from tests.fuzz.streams import (
     decode,
     is_fatal,
     normalized,
+)
+from tests.twins import (
+    first_difference,
+    over_each_twin,
+    trace_client,
+    trace_datagrams,
+    trace_server,
 )
 
 
@@ -177,10 +192,42 @@ def _check_relay_decode(data: bytes) -> None:
         assert relay.decode(again) == (header, payload), f"re-encoded {message[:80]!r}"
 
 
+def check_twins(data: bytes) -> None:
+    """Both twins of the wire core give identical events for the input, whole and cut.
+
+    Raises:
+        AssertionError: the twins' records differ (the message says where and how).
+        RuntimeError: the compiled twin is not there to compare.
+    """
+    given = parse_input(data)
+    limits, payload = given.limits, given.payload
+    runs: list[tuple[str, Callable[[], list[object]]]] = []
+    for pieces in ([payload], given.pieces):
+        where = f"in {len(pieces)} pieces (cuts {given.cuts})"
+        for coalesce in (False, True):
+            for max_frames in (1, given.max_frames):
+                how = f"server, coalesce_chunks={coalesce}, max_frames={max_frames}, {where}"
+                runs.append((how, _server_run(limits, pieces, coalesce, max_frames)))
+        runs.append((f"client, {where}", lambda pieces=pieces: trace_client(limits, pieces)))
+    runs.append(("datagrams", lambda: trace_datagrams(limits, payload)))
+    for how, run in runs:
+        difference = first_difference(over_each_twin(run))
+        assert difference is None, f"{how}: {difference}"
+
+
+def _server_run(
+    limits: Limits, pieces: list[bytes], coalesce: bool, max_frames: int
+) -> Callable[[], list[object]]:
+    return lambda: trace_server(
+        limits, pieces, coalesce_chunks=coalesce, max_frames=max_frames, eof=True
+    )
+
+
 #: Every target: its name (a corpus directory) and its check.
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "server": check_server,
     "client": check_client,
     "datagram": check_datagram,
     "relay": check_relay,
+    "twins": check_twins,
 }

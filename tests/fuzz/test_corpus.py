@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chatproto.limits import Limits
-from chatproto.wire import relay
+from chatproto.wire import compiled, relay
 from chatproto.wire.buffer import ReceiveBuffer
 from chatproto.wire.codec import Decoder
 from chatproto.wire.events import (
@@ -22,11 +22,15 @@ from chatproto.wire.events import (
     Rejected,
     ShortMessage,
 )
+from tests import twins
 from tests.fuzz import targets
 from tests.fuzz.inputs import make_input, parse_input
 from tests.fuzz.seeds import CORPUS_DIR, seeds
 from tests.fuzz.streams import check_client_events, check_server_events
 from tests.fuzz.targets import TARGETS
+
+# Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("wire_twin")
 
 #: Every corpus file, of every target.
 CORPUS = sorted(path for path in CORPUS_DIR.glob("*/*") if path.is_file())
@@ -35,8 +39,12 @@ MAX_CORPUS_FILES = 400
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
-def test_every_corpus_file_passes_the_check(target: str) -> None:
+def test_every_corpus_file_passes_the_check(target: str, wire_twin: type) -> None:
     """Every corpus file, whichever target found it, passes this target's check."""
+    if target == "twins":
+        if wire_twin is not compiled.PyReceiveBuffer:
+            pytest.skip("the twins check runs over both twins itself: once is enough")
+        twins.require_twin("compiled")
     check = TARGETS[target]
     failures = []
     for path in CORPUS:
@@ -66,12 +74,14 @@ def test_corpus_stays_small() -> None:
 
 def test_an_input_is_a_payload_its_cuts_and_limits() -> None:
     """make_input writes what parse_input reads; any bytes parse, short ones included."""
-    given = parse_input(make_input(b"SEND bob\n2\nhi", (3, 9, 9), limits=2))
-    assert (given.payload, given.cuts, given.limits.max_line_bytes) == (
+    given = parse_input(make_input(b"SEND bob\n2\nhi", (3, 9, 9), limits=2, max_frames=7))
+    assert (given.payload, given.cuts, given.limits.max_line_bytes, given.max_frames) == (
         b"SEND bob\n2\nhi",
         (3, 9, 9),
         16,
+        7,
     )
+    assert parse_input(make_input(b"x", limits=1)).max_frames == 2
     assert given.pieces == [b"SEN", b"D bob\n", b"", b"2\nhi"]
     assert parse_input(b"") == parse_input(b"\0\0")
     assert parse_input(b"\x03\x01\xff\xffab").cuts == (0xFFFF % 3,)
@@ -205,6 +215,27 @@ def test_the_datagram_check_catches_two_events_from_one_datagram(monkeypatch) ->
     monkeypatch.setattr(targets, "decode_datagram", lambda data, limits: [Login(b"a")] * 2)
     with pytest.raises(AssertionError, match="2 events"):
         targets.check_datagram(datagram)
+
+
+class _ShortBodiesAsBytearray(ReceiveBuffer):
+    """A compiled twin gone wrong: short bodies come as ``bytearray`` (equal, not the same)."""
+
+    __slots__ = ()
+
+    def take_short_frame(self, line: bytes, max_body: int) -> bytes | None:
+        body = super().take_short_frame(line, max_body)
+        return None if body is None else bytearray(body)  # type: ignore[return-value]
+
+
+def test_the_twins_check_catches_a_twin_that_differs(monkeypatch) -> None:
+    """A compiled twin whose events differ from the pure one's, if only in a type, fails the
+    twins check."""
+    repeated = (CORPUS_DIR / "twins" / "seed-line-repeated-runs-2").read_bytes()
+    monkeypatch.setitem(twins.TWINS, "compiled", compiled.PyReceiveBuffer)
+    targets.check_twins(repeated)
+    monkeypatch.setitem(twins.TWINS, "compiled", _ShortBodiesAsBytearray)
+    with pytest.raises(AssertionError, match="twins part"):
+        targets.check_twins(repeated)
 
 
 def test_the_relay_check_catches_an_error_that_is_not_relay_format_error(monkeypatch) -> None:
