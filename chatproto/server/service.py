@@ -376,90 +376,97 @@ class ChatService(service.Service):
     def _deliver_run(
         self, targets: list[IRecipient], run: DeliveryRun, bodies: list[bytes]
     ) -> None:
-        """Hand a run of messages to each of ``targets``, with the random-message rule."""
-        stats = self.stats
-        counting = self.random_messages
-        deliver_counted = self._deliver_run_counted
-        delivered = delivered_bytes = 0
+        """Hand a run of messages to each of ``targets``, with the random-message rule.
+
+        This is the fan-out loop: a BROADCAST run goes through it once per
+        user, so the common case (no random message falls in the run) is
+        written out here, and the counts are summed for the whole run.
+        """
+        count = run.count
+        sender = run.sender
+        recent = self._recent_senders if self.random_messages else None
+        canned: list[bytes] | None = None
+        taken_by = delivered_bytes = randoms = 0
         for recipient in targets:
             if recipient.expires_when_idle:  # UDP: one datagram per message
                 delivered_bytes += self._deliver_run_singly(recipient, run, bodies)
                 continue
             try:
-                if counting:
-                    taken, size = deliver_counted(recipient, run)
-                else:
-                    taken = recipient.deliver(run)
-                    size = run.size
+                if recent is None:
+                    if recipient.deliver(run):
+                        taken_by += 1
+                    continue
+                # PROTOCOL §5: the senders of what it got since its last random message.
+                senders = recent.get(recipient)
+                if (0 if senders is None else len(senders)) + count < MESSAGES_PER_RANDOM:
+                    if recipient.deliver(run):
+                        taken_by += 1
+                        if senders is None:
+                            recent[recipient] = [sender] * count
+                        else:
+                            senders += [sender] * count
+                    continue
+                if canned is None:  # the canned lines from this sender, made once per run
+                    canned = [run.head + body for body in self._canned_bodies]
+                sent, left = self._with_random_messages(run, senders, canned)
+                if recipient.deliver(sent):
+                    taken_by += 1
+                    randoms += sent.count - count
+                    delivered_bytes += sent.size - run.size
+                    if left:
+                        recent[recipient] = [sender] * left
+                    elif senders is not None:
+                        del recent[recipient]
             except Exception:
                 self._delivery_failed(recipient)
-                continue
-            if taken:
-                delivered += taken
-                delivered_bytes += size
-        if delivered:
-            # Every stream recipient that took the run took all of it (random
-            # messages are counted as they are made).
-            runs = delivered // run.count
-            stats.deliveries_out["chunked"] += runs * run.chunked
-            stats.deliveries_out["short"] += delivered - runs * run.chunked
-        stats.bytes_out += delivered_bytes
-
-    def _deliver_run_counted(self, recipient: IRecipient, run: DeliveryRun) -> tuple[int, int]:
-        """Hand ``run`` to a stream ``recipient`` with a random message after every third.
-
-        Returns how many of the run's messages it took (all or none) and the
-        bytes of what it was sent, random messages included.
-        """
-        recent = self._recent_senders
-        senders = recent.get(recipient)
-        before = 0 if senders is None else len(senders)
-        count = run.count
-        if before + count < MESSAGES_PER_RANDOM:  # no random message falls in this run
-            taken = recipient.deliver(run)
-            if taken:
-                if senders is None:
-                    recent[recipient] = senders = []
-                senders += [run.sender] * count
-            return taken, run.size
-        # PROTOCOL §5: a random message after each third delivery, in place,
-        # "from" one of the senders of those three (this run's sender but
-        # for the first three, which may include earlier ones).
-        frames = run.frames
-        draw = self._rng.random
-        canned = self._canned_bodies
-        sender, head = run.sender, run.head
-        end = MESSAGES_PER_RANDOM - before
-        pick = int(draw() * MESSAGES_PER_RANDOM)  # of the earlier senders, then this one
-        if senders and pick < before and senders[pick] != sender:
-            first_head = encode_from(senders[pick])
-        else:
-            first_head = head
-        random_frame = first_head + canned[int(draw() * len(canned))]
-        sent = frames[:end]
-        sent.append(random_frame)
-        added = len(random_frame)
-        start, end = end, end + MESSAGES_PER_RANDOM
-        while end <= count:
-            sent += frames[start:end]
-            random_frame = head + canned[int(draw() * len(canned))]
-            sent.append(random_frame)
-            added += len(random_frame)
-            start, end = end, end + MESSAGES_PER_RANDOM
-        sent += frames[start:]
-        randoms = len(sent) - count
-        with_randoms = DeliveryRun(sender, head, sent, run.chunked, run.size + added)
-        if not recipient.deliver(with_randoms):
-            return 0, 0
-        left = count - start
-        if left:
-            recent[recipient] = [sender] * left
-        else:
-            recent.pop(recipient, None)
         stats = self.stats
+        # Every stream recipient that took the run took all of it.
+        stats.deliveries_out["chunked"] += taken_by * run.chunked
+        stats.deliveries_out["short"] += taken_by * (count - run.chunked) + randoms
         stats.random_messages += randoms
-        stats.deliveries_out["short"] += randoms
-        return count, with_randoms.size
+        stats.bytes_out += delivered_bytes + taken_by * run.size
+
+    def _with_random_messages(
+        self, run: DeliveryRun, senders: list[bytes] | None, canned: list[bytes]
+    ) -> tuple[DeliveryRun, int]:
+        """``run`` with a random message after each third delivery, in place (PROTOCOL §5).
+
+        ``senders`` sent what the recipient got since its last random
+        message (fewer than three). Each random message is "from" one of the
+        senders of its three: this run's sender but for the first three,
+        which may include earlier ones. ``canned`` are the canned lines as
+        deliveries from the run's sender. Returns the run to send and how
+        many of its messages come after its last random message.
+        """
+        frames = run.frames
+        count = run.count
+        draw = self._rng.random
+        lines = len(canned)
+        before = 0 if senders is None else len(senders)
+        pick = int(draw() * MESSAGES_PER_RANDOM)  # of the earlier senders, then this one
+        if senders and pick < before and senders[pick] != run.sender:
+            first_random = encode_from(senders[pick]) + self._canned_bodies[int(draw() * lines)]
+        else:
+            first_random = canned[int(draw() * lines)]
+        first = MESSAGES_PER_RANDOM - before  # deliveries before the first random message
+        sent = frames[:first]
+        sent.append(first_random)
+        groups, left = divmod(count - first, MESSAGES_PER_RANDOM)
+        added = len(first_random)
+        if groups:
+            # Then groups of three, each followed by its random message: laid
+            # out by slices (a fan-out run goes through here once per user).
+            randoms = [canned[int(draw() * lines)] for _ in range(groups)]
+            added += sum(map(len, randoms))
+            middle = frames[first : first + groups * MESSAGES_PER_RANDOM]
+            block: list[bytes] = randoms * (MESSAGES_PER_RANDOM + 1)
+            for place in range(MESSAGES_PER_RANDOM):
+                block[place :: MESSAGES_PER_RANDOM + 1] = middle[place::MESSAGES_PER_RANDOM]
+            block[MESSAGES_PER_RANDOM :: MESSAGES_PER_RANDOM + 1] = randoms
+            sent += block
+        if left:
+            sent += frames[count - left :]
+        return DeliveryRun(run.sender, run.head, sent, run.chunked, run.size + added), left
 
     def _deliver_run_singly(
         self, recipient: IRecipient, run: DeliveryRun, bodies: list[bytes]
