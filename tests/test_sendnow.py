@@ -108,3 +108,12 @@ def test_a_closing_transport_is_written_to_as_usual(pair) -> None:  # type: igno
     peer.setblocking(True)
     transport.doWrite()
     assert _read(peer, 10) == b"last words"
+
+
+def test_a_send_to_a_closed_peer_is_left_to_the_transport(pair) -> None:  # type: ignore[no-untyped-def]
+    """The peer gone, the bytes go to the transport's buffer: its own turn reports the loss."""
+    transport, peer, reactor = pair
+    peer.close()
+    send_now(transport, b"x" * 100_000)  # EPIPE: no exception, the bytes are buffered
+    assert transport in reactor.writers
+    assert isinstance(transport.doWrite(), BaseException)  # connection lost, in Twisted's way

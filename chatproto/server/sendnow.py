@@ -6,7 +6,7 @@ write two ``epoll_ctl`` calls and a turn behind every other ready socket.
 asyncio sends at once when its buffer is empty, and so does :func:`send_now`
 for the one transport it knows inside out (``twisted.internet.tcp.Server``:
 plain TCP and UNIX sockets): when that transport holds no bytes, the data is
-handed to its own ``writeSomeData`` (one ``send``), and whatever the kernel
+sent on its socket (one ``send``, as its ``writeSomeData`` does), and whatever the kernel
 does not take is written the usual way, in order. Every other transport
 (TLS, the WebSocket's, a test's) is written to as usual.
 """
@@ -14,7 +14,7 @@ does not take is written the usual way, in order. Every other transport
 from twisted.internet import tcp
 
 #: The transport attributes :func:`send_now` reads (Twisted 23.10 to 26.10 have them).
-_BUFFER_ATTRIBUTES = ("_tempDataLen", "dataBuffer", "offset", "_writeDisconnected")
+_BUFFER_ATTRIBUTES = ("_tempDataLen", "dataBuffer", "offset", "_writeDisconnected", "socket")
 
 
 def can_send_now(transport: object) -> bool:
@@ -35,9 +35,13 @@ def send_now(transport: tcp.Server, data: bytes) -> None:
     ):
         transport.write(data)
         return
-    sent = transport.writeSomeData(data)
-    if sent.__class__ is int:
-        if sent == len(data):
-            return
-        data = data[sent:]  # type: ignore[index]
-    transport.write(data)  # the rest (after an error, all of it: the read side will see it)
+    try:
+        # What the transport's writeSomeData does, without its slicing and retry wrapper.
+        sent = transport.socket.send(data)
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    except OSError:  # the connection is lost: the transport's own write will find out
+        sent = 0
+    if sent == len(data):
+        return
+    transport.write(data[sent:] if sent else data)  # the rest, after what the kernel took
