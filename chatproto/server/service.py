@@ -283,26 +283,9 @@ class ChatService(service.Service):
         ] += 1
         stats.body_bytes_in += body.size
         router = self._router
-        if recipients is None:
-            targets = router.everyone()
-            router.forward(sender.name, None, body)
-        elif len(recipients) == 1:  # the usual SEND
-            found = router.lookup(recipients[0])
-            if found is None:
-                targets = []
-                router.forward(sender.name, recipients, body)
-            else:
-                targets = [found]
-        else:
-            targets, elsewhere = [], []
-            for name in recipients:
-                found = router.lookup(name)
-                if found is None:
-                    elsewhere.append(name)
-                else:
-                    targets.append(found)
-            if elsewhere:
-                router.forward(sender.name, elsewhere, body)
+        targets, elsewhere = self._locate(recipients)
+        if recipients is None or elsewhere:  # a BROADCAST, or users not here
+            router.forward(sender.name, elsewhere, body)
         self._deliver_all(sender.name, targets, body)
         return len(targets)
 
@@ -344,23 +327,7 @@ class ChatService(service.Service):
         messages_in[command, "short"] += count - chunked
         messages_in[command, "chunked"] += chunked
         self.stats.body_bytes_in += body_bytes
-        elsewhere: Sequence[bytes] | None = None
-        if recipients is None:
-            targets = router.everyone()
-        elif len(recipients) == 1:  # the usual SEND
-            found = router.lookup(recipients[0])
-            targets = [] if found is None else [found]
-            if found is None:
-                elsewhere = recipients
-        else:
-            targets, missing = [], []
-            for name in recipients:
-                found = router.lookup(name)
-                if found is None:
-                    missing.append(name)
-                else:
-                    targets.append(found)
-            elsewhere = missing or None
+        targets, elsewhere = self._locate(recipients)
         if router.forwards and (recipients is None or elsewhere):
             # Other nodes get each message (a BROADCAST, or users not here).
             for wire in bodies:
@@ -485,6 +452,28 @@ class ChatService(service.Service):
             finally:
                 body.release()
         return sent
+
+    def _locate(
+        self, recipients: Sequence[bytes] | None
+    ) -> tuple[list[IRecipient], Sequence[bytes] | None]:
+        """The recipients online here, and the names not found here (None if none are missing).
+
+        ``None`` (BROADCAST) is everyone here.
+        """
+        router = self._router
+        if recipients is None:
+            return router.everyone(), None
+        if len(recipients) == 1:  # the usual SEND
+            found = router.lookup(recipients[0])
+            return ([], recipients) if found is None else ([found], None)
+        targets, missing = [], []
+        for name in recipients:
+            found = router.lookup(name)
+            if found is None:
+                missing.append(name)
+            else:
+                targets.append(found)
+        return targets, missing or None
 
     def receive(self, sender: bytes, recipients: Sequence[bytes] | None, body: Body) -> None:
         """Deliver a message that came from another process to the users here.
