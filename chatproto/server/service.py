@@ -197,10 +197,15 @@ class ChatService(service.Service):
                 transport=TRANSPORT_TITLES[client.transport_name],
             )
 
+    @property
+    def floods_are_controlled(self) -> bool:
+        """Whether ``--flood-messages`` or ``--flood-bytes`` is on."""
+        return self.limits.flood_messages is not None or self.limits.flood_bytes is not None
+
     def new_flood_control(self) -> FloodControl | None:
         """Return a new client's flood control (``--flood-messages``/``--flood-bytes``), if on."""
         limits = self.limits
-        if limits.flood_messages is None and limits.flood_bytes is None:
+        if not self.floods_are_controlled:
             return None
         return FloodControl(limits.flood_messages, limits.flood_bytes, self.clock)
 

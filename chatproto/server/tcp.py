@@ -102,7 +102,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._session = ClientSession(service, self, self._received)
         # A read's messages under one command line come as one run, except
         # where each frame is looked at: -v shows it, flood control charges it.
-        self._takes_runs = self._received is None and service.new_flood_control() is None
+        self._takes_runs = self._received is None and not service.floods_are_controlled
         # PROTOCOL §7: deliveries wait in the outbox while the client is not
         # reading, up to a backlog limit.
         self._outbox = Outbox(
