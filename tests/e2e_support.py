@@ -8,6 +8,7 @@ daemonised twistd in ``tests/daemons.py``, the metrics page in
 ``tests/metrics_page.py``.
 """
 
+import functools
 import os
 import random
 import re
@@ -230,6 +231,19 @@ def wait_until(condition, seconds: float = TIMEOUT_S, what: str = "condition") -
     raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
+def _default_interrupt(then: Callable[[], None] | None) -> None:
+    """In the child: SIGINT back to its default disposition, then ``then`` if given.
+
+    A test run started in the background (``cmd &`` without job control)
+    inherits SIGINT ignored, and a server that inherits that ignores Ctrl-C
+    as the shell meant it to; the tests send SIGINT on purpose (four
+    failed so when .ci/run was started that way).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if then is not None:
+        then()
+
+
 class Server:
     """A chat server process, its output in files under ``workdir``.
 
@@ -262,7 +276,7 @@ class Server:
                 stderr=err,
                 cwd=workdir,
                 env=server_env(),
-                preexec_fn=preexec_fn,
+                preexec_fn=functools.partial(_default_interrupt, preexec_fn),
             )
 
     @classmethod
