@@ -488,12 +488,7 @@ class ChatService(service.Service):
         ``recipients`` are userids that were online here when it was sent
         (those gone since are skipped), or None for a BROADCAST.
         """
-        router = self._router
-        if recipients is None:
-            targets = router.everyone()
-        else:
-            lookup = router.lookup
-            targets = [found for name in recipients if (found := lookup(name)) is not None]
+        targets, _ = self._locate(recipients)
         self.stats.messages_relayed_in += 1
         self._deliver_all(sender, targets, body)
 
@@ -509,12 +504,7 @@ class ChatService(service.Service):
             for wire in bodies:
                 self.receive(sender, recipients, body_from_wire(wire, self.new_body))
             return
-        router = self._router
-        if recipients is None:
-            targets = router.everyone()
-        else:
-            lookup = router.lookup
-            targets = [found for name in recipients if (found := lookup(name)) is not None]
+        targets, _ = self._locate(recipients)
         self.stats.messages_relayed_in += len(bodies)
         if targets:
             self._deliver_run(targets, DeliveryRun.of_bodies(sender, bodies, 0), bodies)
