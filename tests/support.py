@@ -10,10 +10,9 @@ from zope.interface import implementer
 
 from chatproto.limits import Limits
 from chatproto.server.interfaces import IClient
-from chatproto.server.message import Body, Delivery, DeliveryRun, MessageBody, ShortBody
+from chatproto.server.message import Delivery, DeliveryRun, MessageBody, body_from_wire
 from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory, ChatProtocol
-from chatproto.wire.encode import split_frames
 
 
 class ScriptedRandom:
@@ -48,14 +47,7 @@ def _messages_of(run: DeliveryRun) -> list[Delivery]:
     deliveries = []
     for frame in run.frames:
         head, _, wire = frame.partition(b"\n")
-        sender = head.removeprefix(b"FROM ")
-        if wire.startswith(b"C"):
-            body: Body = MessageBody()
-            body.add_wire(wire, sum(map(len, split_frames(wire)[1::2])))
-            body.finish(add_terminator=False)
-        else:
-            body = ShortBody(wire.partition(b"\n")[2])
-        deliveries.append(Delivery(sender, body))
+        deliveries.append(Delivery(head.removeprefix(b"FROM "), body_from_wire(wire, MessageBody)))
     return deliveries
 
 

@@ -22,7 +22,7 @@ from chatproto.wire.client_codec import ClientDecoder
 from chatproto.wire.events import NEED_DATA, BodyData, DeliveryStart, MessageEnd, Rejected
 from tests.protocol_support import login
 from tests.support import connect, make_service, take
-from tests.test_output_order import NAMES, Frame, Model, _bodies, _frames
+from tests.test_output_order import NAMES, Frame, Model, _bodies, _frames, completed_in_order
 
 # Every test here runs over both twins of the wire core (the wire_twin fixture, conftest.py).
 pytestmark = pytest.mark.usefixtures("wire_twin")
@@ -88,19 +88,7 @@ def test_runs_give_every_client_the_models_bytes(conversation) -> None:  # type:
     frames, schedule = conversation
     model = Model(len(frames))
     # The model is fed whole frames in the order the server completes them.
-    completed = []
-    fed = [0] * len(frames)
-    done = [0] * len(frames)
-    for client, end in schedule:
-        fed[client] = end
-        own = frames[client]
-        while done[client] < len(own):
-            frame_end = sum(len(frame.wire) for frame in own[: done[client] + 1])
-            if frame_end > end:
-                break
-            completed.append((client, own[done[client]]))
-            done[client] += 1
-    for client, frame in completed:
+    for client, frame in completed_in_order(frames, schedule):
         model.handle(client, frame)
     service = make_service(limits=Limits(max_frames_per_turn=100_000))
     sent = _play(service, frames, schedule, runs=True)

@@ -152,6 +152,23 @@ class Model:
             )
 
 
+def completed_in_order(
+    frames: list[list[Frame]], schedule: list[tuple[int, int]]
+) -> list[tuple[int, Frame]]:
+    """Each client's frames in the order their last byte arrives under ``schedule``."""
+    completed = []
+    done = [0] * len(frames)  # frames of each client completed so far
+    for client, end in schedule:
+        own = frames[client]
+        while done[client] < len(own):
+            frame_end = sum(len(frame.wire) for frame in own[: done[client] + 1])
+            if frame_end > end:
+                break
+            completed.append((client, own[done[client]]))
+            done[client] += 1
+    return completed
+
+
 @st.composite
 def _conversations(draw: st.DrawFn) -> tuple[list[list[Frame]], list[tuple[int, int]]]:
     """Frames per client, and the order their pieces are fed: (client, piece end)."""
@@ -183,19 +200,12 @@ def test_every_client_gets_its_output_in_input_order(conversation) -> None:  # t
     streams = [b"".join(frame.wire for frame in own) for own in frames]
     model = Model(len(frames))
     fed = [0] * len(frames)
-    done = [0] * len(frames)  # frames of each client the model has handled
     with capturedLogs() as events:
         for client, end in schedule:
             connections[client][0].dataReceived(streams[client][fed[client] : end])
             fed[client] = end
-            # The model handles the frames whose last byte has now arrived.
-            own = frames[client]
-            while done[client] < len(own):
-                frame_end = sum(len(frame.wire) for frame in own[: done[client] + 1])
-                if frame_end > end:
-                    break
-                model.handle(client, own[done[client]])
-                done[client] += 1
+    for client, frame in completed_in_order(frames, schedule):
+        model.handle(client, frame)
     shown: dict[str, bytearray] = {}
     for text in traffic(events):
         line = read_back(text)
