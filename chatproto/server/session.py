@@ -186,22 +186,19 @@ class ClientSession:
             self._charge(reached)
 
     def _on_message_run(self, event: MessageRun) -> None:
-        """Whole messages under one command line (asked for only without ``-v``)."""
-        assert self._received is None, "-v shows each frame: a run is not asked for"
-        count = len(event.bodies)
+        """Whole messages under one command line (asked for only without ``-v`` and flood control).
+
+        Each frame is neither shown nor charged, so a transport asks for runs
+        only where neither is on (``ChatProtocol._takes_runs``).
+        """
+        assert self._received is None and self._flood is None, "runs are not asked for"
         if self.client.name is None:  # PROTOCOL §2: nothing but ME IS before login
-            for _ in range(count):
+            for _ in event.bodies:
                 self._refuse("not logged in")
-            reached = 0
-        else:
-            reached = self._service.send_run(
-                self.client, event.recipients, event.bodies, event.body_bytes, event.chunked
-            )
-        if self._flood is not None:
-            self._flood.charge_bytes(event.body_bytes)
-            for _ in range(count - 1):
-                self._flood.charge_frame(reached)
-            self._charge(reached)
+            return
+        self._service.send_run(
+            self.client, event.recipients, event.bodies, event.body_bytes, event.chunked
+        )
 
     def _on_message_start(self, event: MessageStart) -> None:
         self._message = event
