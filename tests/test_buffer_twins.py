@@ -484,3 +484,45 @@ def test_message_run_stops_at_max_body_and_at_an_incomplete_message(
     assert buffer.take_message_run(b"SEND bob", 3, 10) == ([b"3\nabc"], 3, 0)
     assert buffer.take_message_run(b"SEND bob", 3, 10) is None
     assert len(buffer) == 11
+
+
+# -- split_short_bodies: a relayed run's payload (chatproto.wire.relay.RUN) -------------------
+
+short_body_or_junk = st.one_of(
+    st.binary(max_size=99).map(lambda data: b"%d\n%b" % (len(data), data)),
+    st.sampled_from([b"0\n", b"01\nx", b"1\r\nx", b"100\n", b"9\n", b"\n", b"C1\nxC0\n"]),
+    st.binary(max_size=8),
+)
+
+
+@given(st.lists(short_body_or_junk, max_size=30))
+def test_split_short_bodies_twins_agree(pieces: list[bytes]) -> None:
+    """Both twins split any payload alike, bodies or junk (its type too: list or None)."""
+    payload = b"".join(pieces)
+    expected = pure.split_short_bodies(payload)
+    got = compiled.split_short_bodies(payload)
+    assert (type(got), got) == (type(expected), expected)
+    if expected is not None:
+        assert b"".join(expected) == payload
+
+
+@pytest.mark.parametrize("twin", ["pure", "compiled"])
+@pytest.mark.parametrize(
+    ("payload", "bodies"),
+    [
+        (b"", []),
+        (b"0\n", [b"0\n"]),
+        (b"1\nx0\n2\n\n\n", [b"1\nx", b"0\n", b"2\n\n\n"]),  # a body may hold newlines
+        (b"99\n" + b"z" * 99, [b"99\n" + b"z" * 99]),
+        (b"2\nab1", None),  # an incomplete length line at the end
+        (b"2\na", None),  # an incomplete body
+        (b"00\n", None),
+        (b"100\n" + b"z" * 100, None),
+        (b"1\r\nx", None),
+    ],
+)
+def test_split_short_bodies_examples(
+    twin: str, payload: bytes, bodies: list[bytes] | None
+) -> None:
+    module = pure if twin == "pure" else compiled
+    assert module.split_short_bodies(payload) == bodies

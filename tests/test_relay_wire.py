@@ -14,7 +14,7 @@ userids = st.binary(min_size=1, max_size=32).map(
 
 
 @given(
-    kind=st.sampled_from([relay_wire.SHORT, relay_wire.CHUNKED, relay_wire.BEGIN]),
+    kind=st.sampled_from([relay_wire.SHORT, relay_wire.RUN, relay_wire.CHUNKED, relay_wire.BEGIN]),
     origin=userids,
     message_id=st.integers(min_value=0, max_value=2**63),
     size=st.integers(min_value=0, max_value=2**40),
@@ -64,7 +64,54 @@ def test_garbage_is_refused_or_decoded_never_crashes(data: bytes) -> None:
         header, _ = relay_wire.decode(data)
     except RelayFormatError:
         return
-    assert header.kind in (b"S", b"C", b"B", b"P", b"E")
+    assert header.kind in (b"S", b"R", b"C", b"B", b"P", b"E")
+
+
+#: Short bodies as a client frames them (canonical: no leading zero).
+short_bodies = st.binary(max_size=99).map(lambda data: b"%d\n%b" % (len(data), data))
+
+
+@given(
+    origin=userids,
+    sender=userids,
+    recipients=st.lists(userids, max_size=5),
+    bodies=st.lists(short_bodies, min_size=1, max_size=40),
+)
+def test_run_round_trip(origin, sender, recipients, bodies) -> None:
+    """A run's bodies come back as they went, however many, whatever bytes they hold."""
+    line = relay_wire.encode_message(relay_wire.RUN, origin, 7, len(bodies), sender, recipients)
+    header, payload = relay_wire.decode(line + relay_wire.encode_run_bodies(bodies))
+    assert header == RelayHeader(relay_wire.RUN, origin, 7, len(bodies), sender, tuple(recipients))
+    assert relay_wire.decode_run_bodies(payload, header.size) == bodies
+
+
+@pytest.mark.parametrize(
+    ("payload", "count"),
+    [
+        (b"", 0),  # no node publishes an empty run
+        (b"", 1),
+        (b"1\nx", 2),  # fewer than it says
+        (b"1\nx1\ny", 1),  # more
+        (b"2\nx", 1),  # shorter than its length line says
+        (b"01\nx", 1),  # a leading zero: not what a node relays
+        (b"1\r\nx", 1),
+        (b"100\n" + b"x" * 100, 1),  # not a short body
+        (b"C1\nxC0\n", 1),  # a chunked one
+        (b"x\n", 1),
+    ],
+)
+def test_malformed_runs_are_refused(payload: bytes, count: int) -> None:
+    with pytest.raises(RelayFormatError):
+        relay_wire.decode_run_bodies(payload, count)
+
+
+@given(st.binary(max_size=300), st.integers(min_value=0, max_value=50))
+def test_a_garbage_run_is_refused_or_split_never_crashes(payload: bytes, count: int) -> None:
+    try:
+        bodies = relay_wire.decode_run_bodies(payload, count)
+    except RelayFormatError:
+        return
+    assert len(bodies) == count and b"".join(bodies) == payload
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ line (``<length>\n<message>``), so that many messages cost one PUBLISH. Each
 relay message is one header line, then a payload::
 
     S <origin> <id> <size> <sender> [<recipient> ...]\\n<body>    a short message
+    R <origin> <id> <count> <sender> [<recipient> ...]\\n<bodies> a run of short ones
     C <origin> <id> <size> <sender> [<recipient> ...]\\n<frames>  a whole chunked one
     B <origin> <id> <size> <sender> [<recipient> ...]\\n          a big chunked one begins
     P <origin> <id>\\n<frames>                                     its next piece
@@ -15,21 +16,29 @@ relay message is one header line, then a payload::
 ``origin`` names the publishing node, ``id`` counts its messages, ``size`` is
 the body's size in bytes and ``frames`` are the body's wire frames exactly as
 the sender sent them (``C<n>`` chunks and ``C0``; a piece may end inside a
-chunk). Recipients are named only on a node's channel. Userids are printable
-ASCII without spaces (PROTOCOL §2), so spaces separate the fields.
+chunk). A *run* is ``count`` short messages from one sender to the same
+users, as one client's read of them becomes (issue 16): its ``bodies`` are
+each framed as on the client wire, ``<length>\\n<bytes>`` in canonical form,
+one after the other, so that a run costs one header and one relay message
+however many it holds. Recipients are named only on a node's channel.
+Userids are printable ASCII without spaces (PROTOCOL §2), so spaces separate
+the fields.
 
 Nothing here does I/O; :mod:`chatproto.cluster.router` publishes and subscribes.
 """
 
 from typing import NamedTuple
 
+from chatproto.wire.compiled import split_short_bodies
+
 SHORT = b"S"
+RUN = b"R"
 CHUNKED = b"C"
 BEGIN = b"B"
 PIECE = b"P"
 END = b"E"
 
-_WITH_MESSAGE = (SHORT, CHUNKED, BEGIN)
+_WITH_MESSAGE = (SHORT, RUN, CHUNKED, BEGIN)
 
 
 class RelayFormatError(ValueError):
@@ -40,10 +49,11 @@ class RelayHeader(NamedTuple):
     """The header line of a relay message.
 
     Attributes:
-        kind: one of :data:`SHORT`, :data:`CHUNKED`, :data:`BEGIN`, :data:`PIECE`, :data:`END`.
+        kind: one of :data:`SHORT`, :data:`RUN`, :data:`CHUNKED`, :data:`BEGIN`,
+            :data:`PIECE`, :data:`END`.
         origin: the publishing node's id.
         message_id: the message's number at its origin (pieces name their message by it).
-        size: the body's size in bytes (0 for pieces and ends).
+        size: the body's size in bytes (0 for pieces and ends); a run's count of messages.
         sender: the sender's userid (empty for pieces and ends).
         recipients: the recipients on the receiving node (none on the broadcast channel).
 
@@ -68,9 +78,33 @@ def encode_message(
     sender: bytes,
     recipients: tuple[bytes, ...] | list[bytes] = (),
 ) -> bytes:
-    """Return the header line of a :data:`SHORT`, :data:`CHUNKED` or :data:`BEGIN` message."""
+    """Return the header line of a message that names its sender and recipients.
+
+    That is a :data:`SHORT`, :data:`RUN`, :data:`CHUNKED` or :data:`BEGIN`
+    one; for a :data:`RUN`, ``size`` is how many messages it holds.
+    """
     names = b"".join(b" " + name for name in recipients)
     return b"%b %b %d %d %b%b\n" % (kind, origin, message_id, size, sender, names)
+
+
+def encode_run_bodies(bodies: list[bytes]) -> bytes:
+    """Return the payload of a :data:`RUN`: ``bodies``, each framed ``<length>\\n<bytes>``."""
+    return b"".join(bodies)
+
+
+def decode_run_bodies(payload: bytes, count: int) -> list[bytes]:
+    """Split a :data:`RUN`'s payload into its ``count`` bodies, each as framed.
+
+    Raises:
+        RelayFormatError: if the payload is not ``count`` short bodies in
+            canonical form (a length of 0..99 without leading zeros).
+    """
+    bodies = split_short_bodies(payload)
+    if bodies is None:
+        raise RelayFormatError("a run's payload is not short bodies in canonical form")
+    if len(bodies) != count or not count:
+        raise RelayFormatError(f"a run of {len(bodies)} bodies says it holds {count}")
+    return bodies
 
 
 def encode_piece(origin: bytes, message_id: int, frames: bytes) -> bytes:

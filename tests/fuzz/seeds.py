@@ -173,6 +173,18 @@ RELAY_BYTES: list[tuple[str, bytes]] = [
             ]
         ),
     ),
+    (
+        "runs",
+        relay.encode_batch(
+            [
+                relay.encode_message(relay.RUN, _ORIGIN, 4, 3, b"alice", [b"bob"])
+                + relay.encode_run_bodies([b"3\none", b"0\n", b"5\nthree"]),
+                relay.encode_message(relay.RUN, _ORIGIN, 5, 1, b"alice")
+                + relay.encode_run_bodies([b"3\nall"]),
+            ]
+        ),
+    ),
+    ("run-miscounted", relay.encode_batch([b"R n 1 2 a b\n1\nx"])),
     ("empty-batch", b""),
     ("bad-length-line", b"x\nS n 1 0 a\n"),
     ("batch-too-short", b"50\nS n 1 0 a\n"),

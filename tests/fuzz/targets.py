@@ -21,9 +21,10 @@ runner (``python -m tests.fuzz.run TARGET``) hands them to atheris.
   identical events, ``consumed_bytes`` and ``buffered_bytes`` for the input,
   whole and cut, to the server's decoder (coalescing or not, one event or
   runs of the input's ``max_frames`` at a time), the client's and both
-  datagram decoders. It needs the compiled twin built. Under atheris only
-  the pure twin is instrumented: coverage leads the fuzzer through the
-  reference, and the compiled twin must follow it.
+  datagram decoders, and split it alike as a relayed run. It needs the
+  compiled twin built. Under atheris only the pure twin is instrumented:
+  coverage leads the fuzzer through the reference, and the compiled twin
+  must follow it.
 """
 
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from tests.fuzz.streams import (
     normalized,
 )
 from tests.twins import (
+    SPLITTERS,
     first_difference,
     over_each_twin,
     trace_client,
@@ -113,7 +115,7 @@ def check_datagram(data: bytes) -> None:
 
 
 #: What a relay message's header may begin with.
-_KINDS = (relay.SHORT, relay.CHUNKED, relay.BEGIN, relay.PIECE, relay.END)
+_KINDS = (relay.SHORT, relay.RUN, relay.CHUNKED, relay.BEGIN, relay.PIECE, relay.END)
 
 
 def check_relay(data: bytes) -> None:
@@ -127,7 +129,9 @@ def check_relay(data: bytes) -> None:
     messages = [_relay_message(reader) for _ in range(reader.byte() % 4 + 1)]
     encoded = []
     for header, payload in messages:
-        if header.kind in (relay.SHORT, relay.CHUNKED, relay.BEGIN):
+        if header.kind == relay.RUN:
+            assert relay.decode_run_bodies(payload, header.size) == _split(payload)
+        if header.kind in (relay.SHORT, relay.RUN, relay.CHUNKED, relay.BEGIN):
             line = relay.encode_message(
                 header.kind,
                 header.origin,
@@ -152,12 +156,29 @@ def _relay_message(reader: Reader) -> tuple[relay.RelayHeader, bytes]:
     origin, message_id = reader.token(), reader.number(8)
     if kind == relay.END:
         return relay.RelayHeader(kind, origin, message_id), b""
+    if kind == relay.RUN:  # short bodies, each framed
+        datas = [reader.take(reader.byte() % 100) for _ in range(reader.byte() % 20 + 1)]
+        payload = relay.encode_run_bodies([b"%d\n%b" % (len(data), data) for data in datas])
+        sender = reader.token()
+        recipients = tuple(reader.token() for _ in range(reader.byte() % 5))
+        return relay.RelayHeader(kind, origin, message_id, len(datas), sender, recipients), payload
     payload = reader.take(reader.number(2) % 1200)
     if kind == relay.PIECE:
         return relay.RelayHeader(kind, origin, message_id), payload
     size, sender = reader.number(8), reader.token()
     recipients = tuple(reader.token() for _ in range(reader.byte() % 5))
     return relay.RelayHeader(kind, origin, message_id, size, sender, recipients), payload
+
+
+def _split(payload: bytes) -> list[bytes]:
+    """A run's bodies, split by their length lines: the reference for ``decode_run_bodies``."""
+    bodies = []
+    while payload:
+        length, _, rest = payload.partition(b"\n")
+        end = len(length) + 1 + int(length)
+        bodies.append(payload[:end])
+        payload = payload[end:]
+    return bodies
 
 
 def _check_relay_decode(data: bytes) -> None:
@@ -174,6 +195,13 @@ def _check_relay_decode(data: bytes) -> None:
         except relay.RelayFormatError:
             continue
         assert header.kind in _KINDS and header.origin, f"decoded {header!r}"
+        if header.kind == relay.RUN:
+            try:
+                bodies = relay.decode_run_bodies(payload, header.size)
+            except relay.RelayFormatError:
+                pass
+            else:
+                assert len(bodies) == header.size and b"".join(bodies) == payload
         if header.kind in (relay.PIECE, relay.END):
             again = b"%b %b %d\n" % (header.kind, header.origin, header.message_id) + payload
         else:
@@ -213,6 +241,9 @@ def check_twins(data: bytes) -> None:
     for how, run in runs:
         difference = first_difference(over_each_twin(run))
         assert difference is None, f"{how}: {difference}"
+    # A relayed run's splitter, on the same bytes (there is a compiled twin: checked above).
+    splits = [split(payload) for split in SPLITTERS.values() if split is not None]
+    assert splits[0] == splits[1], f"split_short_bodies: {splits[0]!r} against {splits[1]!r}"
 
 
 def _server_run(
