@@ -131,6 +131,31 @@ def test_order_from_one_sender_is_kept_across_nodes(start_node, tcp) -> None:
     assert got == expected
 
 
+def test_a_run_crosses_nodes_whole_and_is_counted_message_by_message(start_node, tcp) -> None:
+    """Hundreds of messages in one write go to the other node as runs, and arrive all in order.
+
+    The sending node counts each message it relayed (to bob's node, and to
+    the broadcast channel), not each run.
+    """
+    metrics = free_port()
+    node_a = start_node("chat_server", "--metrics-port", str(metrics))
+    node_b = start_node()
+    alice, carol, bob = tcp(node_a.ports[0]), tcp(node_a.ports[0]), tcp(node_b.ports[0])
+    for client, name in ((alice, b"alice"), (carol, b"carol"), (bob, b"bob")):
+        login_when_free(client, name)
+    sends = [b"%d: %b" % (index, b"x" * (index % 90)) for index in range(300)]
+    broadcasts = [b"all %d" % index for index in range(100)]
+    alice.send(
+        b"".join(encode_message([b"bob", b"carol"], text) for text in sends)
+        + b"".join(encode_message(None, text) for text in broadcasts)
+    )
+    expected = [(b"alice", text, False) for text in sends + broadcasts]
+    assert [bob.recv_delivery() for _ in expected] == expected
+    assert [carol.recv_delivery() for _ in expected] == expected
+    sent = samples_named(scrape_metrics(metrics), "chat_cluster_messages_out_total")
+    assert sent == {(): 400}
+
+
 def test_five_megabyte_chunked_message_across_nodes(start_node, tcp) -> None:
     node_a, node_b, node_c = start_node(), start_node(), start_node()
     alice = tcp(node_a.ports[0])

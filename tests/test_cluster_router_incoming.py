@@ -214,3 +214,47 @@ def test_consecutive_short_messages_of_one_sender_arrive_as_one_run(
         (b"carol", b"five"),
     ]
     assert service.stats.messages_relayed_in == 5
+
+
+def test_runs_from_another_node_join_the_run_they_continue(
+    service: ChatService, router: RedisRouter, scripted_redis: ScriptedRedis
+) -> None:
+    """A relayed RUN and the short messages around it, of one sender, are one delivery."""
+    bob = log_in(service, scripted_redis, b"bob")
+    handed: list[int] = []
+    deliver = bob.deliver
+    bob.deliver = lambda delivery: handed.append(delivery.count) or deliver(delivery)  # type: ignore[method-assign]
+    relay(
+        router,
+        NODE_CHANNEL,
+        b"S n2 1 4 alice bob\nzero",
+        b"R n2 2 3 alice bob\n3\none3\ntwo0\n",
+        b"R n2 3 1 carol bob\n5\nthree",
+    )
+    relay(router, BROADCAST, b"R n2 4 2 alice\n4\nfour4\nfive", b"R n1 5 1 bob\n3\nown")
+    assert handed == [4, 1, 2]  # its own BROADCAST run (from n1) is skipped
+    assert bob.received() == [
+        (b"alice", b"zero"),
+        (b"alice", b"one"),
+        (b"alice", b"two"),
+        (b"alice", b""),
+        (b"carol", b"three"),
+        (b"alice", b"four"),
+        (b"alice", b"five"),
+    ]
+    assert service.stats.messages_relayed_in == 7
+
+
+def test_a_malformed_run_is_skipped_and_the_rest_delivered(
+    service: ChatService, router: RedisRouter, scripted_redis: ScriptedRedis
+) -> None:
+    bob = log_in(service, scripted_redis, b"bob")
+    relay(
+        router,
+        NODE_CHANNEL,
+        b"S n2 1 3 alice bob\none",
+        b"R n2 2 3 alice bob\n3\ntwo",  # says three, holds one
+        b"R n2 3 1 alice bob\n03\ntwo",  # not canonical
+        b"S n2 4 5 alice bob\nthree",
+    )
+    assert bob.received() == [(b"alice", b"one"), (b"alice", b"three")]

@@ -19,6 +19,7 @@ from chatproto.limits import Limits
 from chatproto.server.interfaces import IRouter, IRouterHost
 from chatproto.server.message import ShortBody
 from chatproto.server.service import ChatService
+from chatproto.wire import relay as relay_wire
 from tests.cluster_router_support import (
     BROADCAST,
     NODE,
@@ -84,6 +85,74 @@ def test_a_turn_is_published_in_runs_that_keep_the_order(
         (BROADCAST, [b"S n1 3 5 alice\nthree"]),
         (node, [b"S n1 4 4 alice bob\nfour"]),
     ]
+
+
+def test_a_run_goes_as_one_relay_message_to_each_node(
+    service: ChatService, scripted_redis: ScriptedRedis, clock: MemoryReactorClock
+) -> None:
+    """A run of short messages is one RUN per node, in its place among the others.
+
+    Each of its messages counts as relayed, once per node it went to.
+    """
+    alice = log_in(service, scripted_redis, b"alice")
+    service.send(alice, [b"bob"], ShortBody(b"zero"))
+    service.send_run(alice, [b"bob", b"carol"], [b"3\none", b"3\ntwo", b"0\n"], 6, 0)
+    service.send(alice, [b"bob"], ShortBody(b"three"))
+    service.send_run(alice, None, [b"4\nfour", b"4\nfive"], 8, 0)
+    clock.advance(0)
+    ((mget, where),) = scripted_redis.named("MGET")
+    assert mget == ("MGET", PREFIX + b"bob", PREFIX + b"carol")
+    where.callback([b"n2", b"n3"])
+    node_2, node_3 = b"chatproto:0:node:n2", b"chatproto:0:node:n3"
+    assert scripted_redis.published() == [
+        (
+            node_2,
+            [
+                b"S n1 1 4 alice bob\nzero",
+                b"R n1 2 3 alice bob\n3\none3\ntwo0\n",
+                b"S n1 3 5 alice bob\nthree",
+            ],
+        ),
+        (node_3, [b"R n1 2 3 alice carol\n3\none3\ntwo0\n"]),
+        (BROADCAST, [b"R n1 4 2 alice\n4\nfour4\nfive"]),
+    ]
+    assert service.stats.messages_relayed_out == 1 + 3 * 2 + 1 + 2
+
+
+def test_a_run_not_relayed_counts_each_of_its_messages(
+    service: ChatService,
+    router: RedisRouter,
+    scripted_redis: ScriptedRedis,
+    clock: MemoryReactorClock,
+) -> None:
+    alice = log_in(service, scripted_redis, b"alice")
+    service.send_run(alice, [b"bob"], [b"1\na", b"1\nb", b"1\nc"], 3, 0)
+    router._commands_down(scripted_redis)  # gathered, never published
+    assert service.stats.messages_not_relayed == {"Redis connection lost": 3}
+    service.send_run(alice, None, [b"1\nd", b"1\ne"], 2, 0)
+    assert service.stats.messages_not_relayed["Redis unreachable"] == 2
+    assert scripted_redis.published() == []
+
+
+def test_a_run_costs_one_entry_against_the_relay_backlog(
+    clock: MemoryReactorClock, scripted_redis: ScriptedRedis
+) -> None:
+    """A queued run counts its bytes and one overhead; one that does not fit is dropped whole."""
+    limits = Limits(max_relay_backlog_bytes=2 * RELAY_ENTRY_OVERHEAD_BYTES + 100)
+    router = RedisRouter(RedisAddress(), clock, limits, node_id=NODE)
+    service = ChatService(clock, limits, router=router, random_messages=False)
+    service.startService()
+    router._commands_up(scripted_redis)
+    router._subscriber_up(scripted_redis)
+    alice = log_in(service, scripted_redis, b"alice")
+    service.send_run(alice, None, [b"9\n" + b"x" * 9] * 5, 45, 0)  # 55 bytes
+    service.send_run(alice, None, [b"9\n" + b"y" * 9] * 4, 36, 0)  # 44: fits
+    service.send_run(alice, None, [b"0\n"] * 3, 0, 0)  # no room for its overhead
+    assert service.stats.messages_not_relayed == {"relay backlog full": 3}
+    clock.advance(0)
+    ((_, messages),) = scripted_redis.published()
+    assert [relay_wire.decode(message)[0].size for message in messages] == [5, 4]
+    service.stopService()
 
 
 def test_the_next_turn_waits_for_the_lookup_of_the_last(

@@ -218,22 +218,36 @@ class ForwardingRouter(LocalRouter):
 
     def __init__(self) -> None:
         super().__init__()
-        self.forwarded: list[tuple[bytes, object, bytes]] = []
+        self.forwarded: list[tuple[bytes, object, list[bytes]]] = []
 
     def forward(self, sender, recipients, body) -> None:  # type: ignore[no-untyped-def]
-        self.forwarded.append((sender, recipients, body.read()))
+        self.forwarded.append((sender, recipients, [body.read()]))
+
+    def forward_run(self, sender, recipients, bodies) -> None:  # type: ignore[no-untyped-def]
+        data = [body.partition(b"\n")[2] for body in bodies]  # short bodies: "<n>\\n<data>"
+        self.forwarded.append((sender, recipients, data))
 
 
-def test_a_run_for_users_elsewhere_is_forwarded_message_by_message() -> None:
-    """With a clustered router, the local part of a run goes as a run, the rest is forwarded."""
+def test_a_run_for_users_elsewhere_is_forwarded_as_a_run() -> None:
+    """With a clustered router, the local part of a run goes as a run, the rest is forwarded.
+
+    Short messages are forwarded as one run; a run with a chunked message
+    among them, message by message.
+    """
     router = ForwardingRouter()
     service = make_service(router=router)
     _, bob_wire = login(service, b"bob")
     alice, _ = login(service, b"alice")
-    alice.dataReceived(b"SEND bob carol\n1\nxSEND bob carol\nC2\nyzC0\nBROADCAST\n1\nw")
-    assert take(bob_wire) == b"FROM alice\n1\nxFROM alice\nC2\nyzC0\nFROM alice\n1\nw"
+    alice.dataReceived(
+        b"SEND bob carol\n1\nxSEND bob carol\n1\nv"
+        b"SEND bob dave\n1\nuSEND bob dave\nC2\nyzC0\nBROADCAST\n1\nw"
+    )
+    assert take(bob_wire) == (
+        b"FROM alice\n1\nxFROM alice\n1\nvFROM alice\n1\nuFROM alice\nC2\nyzC0\nFROM alice\n1\nw"
+    )
     assert router.forwarded == [
-        (b"alice", [b"carol"], b"x"),
-        (b"alice", [b"carol"], b"yz"),
-        (b"alice", None, b"w"),
+        (b"alice", [b"carol"], [b"x", b"v"]),
+        (b"alice", [b"dave"], [b"u"]),
+        (b"alice", [b"dave"], [b"yz"]),
+        (b"alice", None, [b"w"]),
     ]

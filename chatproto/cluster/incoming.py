@@ -17,6 +17,9 @@ from chatproto.server.interfaces import IRouterHost
 from chatproto.server.message import MessageBody, ShortBody
 from chatproto.wire import relay as relay_wire
 
+#: The relay messages that carry short messages, delivered in runs.
+_SHORT_KINDS = (relay_wire.SHORT, relay_wire.RUN)
+
 
 class _Incoming:
     """A big message from another node, its pieces arriving into the spool.
@@ -73,8 +76,9 @@ class IncomingRelay:
     def relay_received(self, channel: bytes, data: bytes) -> None:
         """Handle one batch that arrived on ``channel``; a bad message is logged and skipped.
 
-        Consecutive short messages from one sender to the same recipients are
-        delivered as one run (issue 16), as a client's read of them would be.
+        Consecutive short messages from one sender to the same recipients,
+        alone or in runs, are delivered as one run (issue 16), as a client's
+        read of them would be.
         """
         try:
             messages = relay_wire.decode_batch(data)
@@ -87,12 +91,17 @@ class IncomingRelay:
         for message in messages:
             try:
                 header, payload = relay_wire.decode(message)
-                if header.kind == relay_wire.SHORT and header.origin != self.node_id:
+                kind = header.kind
+                if kind in _SHORT_KINDS and header.origin != self.node_id:
+                    if kind == relay_wire.RUN:
+                        bodies = relay_wire.decode_run_bodies(payload, header.size)
+                    else:
+                        bodies = [b"%d\n%b" % (len(payload), payload)]
                     key = (header.sender, None if is_broadcast else header.recipients)
                     if key != run_of:
                         self._deliver_run(run_of, run)
                         run_of, run = key, []
-                    run.append(b"%d\n%b" % (len(payload), payload))
+                    run += bodies
                     continue
                 self._deliver_run(run_of, run)
                 run_of, run = None, []

@@ -81,12 +81,30 @@ class OutgoingRelay:
             self._not_relayed("Redis unreachable")
             return
         names = None if recipients is None else list(recipients)
-        entry = Outgoing(sender, names, body, next(self._message_ids))
+        self._queue_entry(Outgoing(sender, names, body, next(self._message_ids)))
+
+    def forward_run(
+        self, sender: bytes, recipients: Sequence[bytes] | None, bodies: list[bytes]
+    ) -> None:
+        """Queue short messages from ``sender`` to the same users (``IRouter.forward_run``).
+
+        As :meth:`forward` for each of ``bodies`` (each framed as on the
+        wire), but published as one run: one header for them all.
+        """
+        if self.commands is None:
+            self.dropped_while_away += len(bodies)
+            self._not_relayed("Redis unreachable", len(bodies))
+            return
+        names = None if recipients is None else list(recipients)
+        self._queue_entry(Outgoing.of_run(sender, names, bodies, next(self._message_ids)))
+
+    def _queue_entry(self, entry: Outgoing) -> None:
+        """Gather ``entry`` for the end of this turn, unless the relay backlog is full."""
         # One message is always let in, however big (--max-message may pass the limit).
         backlog = self._relay_bytes
         if backlog and backlog + entry.held_bytes > self._limits.max_relay_backlog_bytes:
             entry.release()
-            self._not_relayed("relay backlog full")
+            self._not_relayed("relay backlog full", entry.count)
             if not self._backlog_full:  # one line per episode, not per message
                 self._backlog_full = True
                 self.log.info(
@@ -153,7 +171,7 @@ class OutgoingRelay:
             for entry in batch.entries:
                 if entry.recipients is not None:
                     entry.recipients = []
-                    self._not_relayed("Redis error")
+                    self._not_relayed("Redis error", entry.count)
             self.log.info("recipients not looked up: {error}", error=failure.getErrorMessage())
             self._pump()
 
@@ -223,7 +241,7 @@ class OutgoingRelay:
                     by_node.setdefault(owner, []).append(name)
             channels = [(self._node_prefix + node, tuple(ns)) for node, ns in by_node.items()]
         if self.host is not None:
-            self.host.stats.messages_relayed_out += len(channels)
+            self.host.stats.messages_relayed_out += len(channels) * entry.count
         return channels
 
     def _publish_run(self, run: dict[bytes, list[bytes]]) -> None:
@@ -269,9 +287,9 @@ class OutgoingRelay:
         if self._queue and self._unanswered_bytes < RELAY_WINDOW_BYTES:
             self._pump()
 
-    def _not_relayed(self, reason: str) -> None:
-        if self.host is not None:
-            self.host.stats.messages_not_relayed[reason] += 1
+    def _not_relayed(self, reason: str, count: int = 1) -> None:
+        if self.host is not None and count:
+            self.host.stats.messages_not_relayed[reason] += count
 
     def drop(self, reason: str) -> None:
         """Drop every message not yet (wholly) published: they will not be."""
@@ -285,10 +303,9 @@ class OutgoingRelay:
         for batch in queue:
             batch.dropped = True
             self._relay_bytes -= batch.held_bytes
-            count += len(batch.entries) - batch.position
+            count += batch.unpublished_count
             batch.release()
-        for _ in range(count):
-            self._not_relayed(reason)
+        self._not_relayed(reason, count)
         self._fire_drained()
         if count:
             self.log.info(

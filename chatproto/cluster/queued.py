@@ -22,11 +22,13 @@ RELAY_ENTRY_OVERHEAD_BYTES = 512
 
 
 class Outgoing:
-    """A message on its way to other nodes.
+    """A message, or a run of short ones (:meth:`of_run`), on its way to other nodes.
 
     Attributes:
         recipients: the userids it is for, or None for a BROADCAST.
-        payload: the whole body as published (short and small bodies), else None.
+        count: how many messages it is (more than one only for a run).
+        payload: the whole body as published (short and small bodies, and
+            a run's bodies), else None.
         body: a big body, held (acquired) until its last piece is published.
         channels: where a big message goes and whom it names there, fixed
             when its first piece is published.
@@ -37,6 +39,7 @@ class Outgoing:
 
     __slots__ = (
         "sender",
+        "count",
         "size",
         "message_id",
         "kind",
@@ -55,6 +58,7 @@ class Outgoing:
     ) -> None:
         self.sender = sender
         self.recipients = recipients
+        self.count = 1
         self.size = body.size
         self.message_id = message_id
         self.body: MessageBody | None = None
@@ -75,6 +79,22 @@ class Outgoing:
                 self.body = body
         held = body.wire_size if self.body is not None else len(self.payload or self.wire or b"")
         self.held_bytes = held + RELAY_ENTRY_OVERHEAD_BYTES
+
+    @classmethod
+    def of_run(
+        cls, sender: bytes, recipients: list[bytes] | None, bodies: list[bytes], message_id: int
+    ) -> "Outgoing":
+        """A run of short messages, ``bodies`` each framed as on the wire, as one entry.
+
+        It is published as one :data:`relay_wire.RUN` and costs one entry's
+        overhead against the relay backlog, however many messages it holds.
+        """
+        payload = relay_wire.encode_run_bodies(bodies)
+        run = cls(sender, recipients, ShortBody(b""), message_id)
+        run.kind, run.payload = relay_wire.RUN, payload
+        run.count = run.size = len(bodies)
+        run.held_bytes = len(payload) + RELAY_ENTRY_OVERHEAD_BYTES
+        return run
 
     @property
     def is_big(self) -> bool:
@@ -132,6 +152,11 @@ class Batch:
     @property
     def held_bytes(self) -> int:
         return sum(entry.held_bytes for entry in self.entries[self.position :])
+
+    @property
+    def unpublished_count(self) -> int:
+        """How many messages are not yet (wholly) published."""
+        return sum(entry.count for entry in self.entries[self.position :])
 
     def release(self) -> None:
         for entry in self.entries[self.position :]:

@@ -105,6 +105,7 @@ class RedisRouter:
         self._incoming = IncomingRelay(self.node_id, keys, reactor, limits, log)
         # The hot paths go straight to the part that does the work: no call between.
         self.forward = self._outgoing.forward
+        self.forward_run = self._outgoing.forward_run
         self._relay_received = self._incoming.relay_received
         self._relay_batch_done = self._incoming.batch_done
         self._maintenance = LoopingCall(self._maintain)
@@ -177,6 +178,15 @@ class RedisRouter:
         directly; this one is the interface's, for the class.
         """
         self._outgoing.forward(sender, recipients, body)
+
+    def forward_run(
+        self, sender: bytes, recipients: Sequence[bytes] | None, bodies: list[bytes]
+    ) -> None:
+        """Relay a run of short messages (see :meth:`OutgoingRelay.forward_run`).
+
+        Bound to the relay's method on each instance, as :meth:`forward` is.
+        """
+        self._outgoing.forward_run(sender, recipients, bodies)
 
     # -- connections ---------------------------------------------------------
 

@@ -144,5 +144,14 @@ class IRouter(Interface):
         the call: a router that keeps it longer acquires it.
         """
 
+    def forward_run(
+        sender: bytes, recipients: Sequence[bytes] | None, bodies: list[bytes]
+    ) -> None:
+        """As :meth:`forward` for each of several short messages from ``sender``, in order.
+
+        ``bodies`` are each framed as on the wire (``b"<n>\\n<data>"``), as
+        a ``chatproto.wire.events.MessageRun`` carries them.
+        """
+
     def __len__() -> int:
         """Return how many users are logged in here."""

@@ -62,5 +62,10 @@ class LocalRouter:
     def forward(self, sender: bytes, recipients: Sequence[bytes] | None, body: Body) -> None:
         """There is no elsewhere: users not found here are offline (PROTOCOL §3)."""
 
+    def forward_run(
+        self, sender: bytes, recipients: Sequence[bytes] | None, bodies: list[bytes]
+    ) -> None:
+        """There is no elsewhere (see :meth:`forward`)."""
+
     def __len__(self) -> int:
         return len(self._users)

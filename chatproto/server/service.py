@@ -326,13 +326,17 @@ class ChatService(service.Service):
         self.stats.body_bytes_in += body_bytes
         targets, elsewhere = self._locate(recipients)
         if router.forwards and (recipients is None or elsewhere):
-            # Other nodes get each message (a BROADCAST, or users not here).
-            for wire in bodies:
-                body = body_from_wire(wire, self.new_body)
-                try:
-                    router.forward(sender.name, elsewhere, body)
-                finally:
-                    body.release()
+            # Other nodes get the messages too (a BROADCAST, or users not here):
+            # short ones as a run, with chunked ones among them one by one.
+            if not chunked:
+                router.forward_run(sender.name, elsewhere, bodies)
+            else:
+                for wire in bodies:
+                    body = body_from_wire(wire, self.new_body)
+                    try:
+                        router.forward(sender.name, elsewhere, body)
+                    finally:
+                        body.release()
         if targets:
             self._deliver_run(targets, DeliveryRun.of_bodies(sender.name, bodies, chunked), bodies)
         return len(targets)
