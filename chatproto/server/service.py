@@ -19,6 +19,7 @@ from zope.interface import implementer
 from chatproto.limits import Limits
 from chatproto.server import verbose
 from chatproto.server.addresses import DEFAULT_EXEMPT, AddressLimits, IPNetwork, parse_networks
+from chatproto.server.deadlines import LoginDeadlines
 from chatproto.server.flood import FloodControl
 from chatproto.server.interfaces import IRecipient, IRouter, IRouterHost
 from chatproto.server.message import (
@@ -76,6 +77,8 @@ class ChatService(service.Service):
         stats: counters of what the server did (read by ``chatproto.server.metrics``).
         writes: gathers deliveries into one write per client per input read;
             whoever feeds input to the service flushes it when done.
+        login_deadlines: every stream connection's login timeout (PROTOCOL §7),
+            on shared timers.
     """
 
     log = Logger()
@@ -116,6 +119,7 @@ class ChatService(service.Service):
             limit_exempt = parse_networks(DEFAULT_EXEMPT)
         self.addresses = AddressLimits(self.limits, clock, limit_exempt)
         self.writes = WriteBatcher()
+        self.login_deadlines = LoginDeadlines(clock, self.limits.login_timeout_s)
         self.stats = Stats()
         # Users logged in here, by transport name (chat_users_online{transport}).
         self._online = dict.fromkeys(TRANSPORT_TITLES, 0)

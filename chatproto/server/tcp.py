@@ -19,10 +19,10 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import Attribute, implementer
 
+from chatproto.server.deadlines import DeadlineStep
 from chatproto.server.interfaces import IClient
 from chatproto.server.message import Delivery, DeliveryRun
 from chatproto.server.outbox import Outbox
@@ -46,7 +46,7 @@ class IStreamTransport(ITCPTransport, IConsumer, IPushProducer):  # type: ignore
 
 
 @implementer(IClient, IHalfCloseableProtocol)
-class ChatProtocol(Protocol, TimeoutMixin):
+class ChatProtocol(Protocol):
     """One TCP client.
 
     Attributes:
@@ -76,6 +76,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._held_by_session = False  # reading paused while the session waits
         self._read_closed = False  # the client half-closed while the session waited
         self.counted_host: str | None = None  # counted in the service's AddressLimits
+        self._login_deadline: DeadlineStep | None = None  # until logged in or closed
 
     @property
     def name(self) -> bytes | None:
@@ -85,13 +86,14 @@ class ChatProtocol(Protocol, TimeoutMixin):
     def name(self, user: bytes | None) -> None:
         self._name = user
         if user is not None:
-            self.setTimeout(None)  # logged in: the login timeout is done with
+            self._end_login_deadline()  # logged in: the login timeout is done with
 
     def connectionMade(self) -> None:
         service = self.factory.service
         self.factory.connections += 1
-        # A UNIX socket peer has no host (and usually no name).
-        self.peer = getattr(self.transport.getPeer(), "host", None) or "unix"
+        # The factory knew the address (no second getPeer); a UNIX socket's
+        # peer has no host (and usually no name).
+        self.peer = self.counted_host or getattr(self.transport.getPeer(), "host", None) or "unix"
         # Chat frames are small and latency matters: no Nagle delay.
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
@@ -118,7 +120,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         # Fan-out calls deliver once per recipient: go straight to the outbox.
         self.deliver = self._outbox.push  # type: ignore[method-assign]
         # PROTOCOL §7: a connection that never logs in is closed.
-        self.setTimeout(service.limits.login_timeout_s)
+        self._login_deadline = service.login_deadlines.watch(self)
 
     def dataReceived(self, data: bytes) -> None:
         if self.transport.disconnecting:
@@ -217,7 +219,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.setTimeout(None)
+        self._end_login_deadline()
         if self._next_turn is not None and self._next_turn.active():
             self._next_turn.cancel()
         self._next_turn = None
@@ -231,11 +233,17 @@ class ChatProtocol(Protocol, TimeoutMixin):
             except Exception:
                 self.log.failure("releasing {peer} failed", peer=self.peer)
 
-    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:  # type: ignore[override]
-        """TimeoutMixin's timer, and the next turn's, on the service's clock (not the reactor)."""
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """The next turn's timer, on the service's clock (not the reactor)."""
         return self.factory.service.clock.callLater(period, func)
 
+    def _end_login_deadline(self) -> None:
+        if self._login_deadline is not None:
+            self.factory.service.login_deadlines.unwatch(self, self._login_deadline)
+            self._login_deadline = None
+
     def timeoutConnection(self) -> None:
+        """No login within ``--login-timeout``: close (the service's LoginDeadlines calls this)."""
         self.factory.service.note(self, "closed: no login in time")
         self.transport.loseConnection()
 
