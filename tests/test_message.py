@@ -9,6 +9,7 @@ from chatproto.server.message import (
     PREVIEW_BYTES,
     SPOOL_WRITE_BYTES,
     Delivery,
+    FramedOnDraw,
     MessageBody,
     ShortBody,
 )
@@ -194,3 +195,14 @@ def test_preview_shows_each_header_and_chunk_apart_however_stored() -> None:
     assert split_frames(b"C5\nab") == [b"C5\n", b"ab"]
     assert split_frames(b"C2\nabC9") == [b"C2\n", b"ab", b"C9"]
     assert split_frames(b"junk") == [b"junk"]
+
+
+def test_framed_on_draw_is_the_framed_list_it_stands_for() -> None:
+    """Index for index (and slice for slice) what framing every body at once gives."""
+    head, bodies = b"FROM alice\n", (b"2\nhi", b"0\n", b"3\nyes")
+    framed = [head + body for body in bodies]
+    lazy = FramedOnDraw(head, bodies)
+    assert len(lazy) == len(framed)
+    assert [lazy[index] for index in range(len(lazy))] == framed
+    assert lazy[-1] == framed[-1] and lazy[1:] == framed[1:]
+    assert list(lazy) == framed

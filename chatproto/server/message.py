@@ -10,8 +10,8 @@ small interface below (``append``/``finish``/``size``/``read``, ``frames`` or
 """
 
 import os
-from collections.abc import Callable
-from typing import IO
+from collections.abc import Callable, Sequence
+from typing import IO, overload
 
 from chatproto.server.spool import Spool, SpoolFullError
 from chatproto.wire.encode import encode_from, encode_short_body, split_frames
@@ -362,6 +362,36 @@ class DeliveryRun:
         """Frame ``bodies`` (each as it came on the wire) as deliveries from ``sender``."""
         head = encode_from(sender)
         return cls(sender, head, [head + body for body in bodies], chunked)
+
+
+class FramedOnDraw(Sequence[bytes]):
+    """Bodies as deliveries from one sender, each framed only when it is drawn.
+
+    The random-message rule draws a canned line for a run's recipient; a
+    fan-out run, drawing hundreds, frames them all once (a list), but a run
+    to one recipient draws one or two of twenty, and framing twenty cost it
+    more than its own messages (issue 16, relay at a fixed rate).
+    """
+
+    __slots__ = ("_head", "_bodies")
+
+    def __init__(self, head: bytes, bodies: Sequence[bytes]) -> None:
+        self._head = head
+        self._bodies = bodies
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self._head + body for body in self._bodies[index]]
+        return self._head + self._bodies[index]
 
 
 def body_from_wire(wire: bytes, new_body: "Callable[[], MessageBody]") -> Body:

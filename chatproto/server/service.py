@@ -26,6 +26,7 @@ from chatproto.server.message import (
     Body,
     Delivery,
     DeliveryRun,
+    FramedOnDraw,
     MessageBody,
     ShortBody,
     body_from_wire,
@@ -357,7 +358,7 @@ class ChatService(service.Service):
         count = run.count
         sender = run.sender
         recent = self._recent_senders if self.random_messages else None
-        canned: list[bytes] | None = None
+        canned: Sequence[bytes] | None = None
         taken_by = delivered_bytes = randoms = 0
         for recipient in targets:
             if recipient.expires_when_idle:  # UDP: one datagram per message
@@ -378,8 +379,8 @@ class ChatService(service.Service):
                         else:
                             senders += [sender] * count
                     continue
-                if canned is None:  # the canned lines from this sender, made once per run
-                    canned = [run.head + body for body in self._canned_bodies]
+                if canned is None:  # the canned lines from this sender, once per run
+                    canned = self._canned_from(run.head, len(targets) * count)
                 sent, left = self._with_random_messages(run, senders, canned)
                 if recipient.deliver(sent):
                     taken_by += 1
@@ -398,8 +399,19 @@ class ChatService(service.Service):
         stats.random_messages += randoms
         stats.bytes_out += delivered_bytes + taken_by * run.size
 
+    def _canned_from(self, head: bytes, deliveries: int) -> Sequence[bytes]:
+        """The canned lines as deliveries from ``head``'s sender, for ``deliveries`` of a run.
+
+        Framed all at once where they will be drawn more often than there
+        are lines (a fan-out), else each when drawn.
+        """
+        bodies = self._canned_bodies
+        if deliveries > MESSAGES_PER_RANDOM * len(bodies):
+            return [head + body for body in bodies]
+        return FramedOnDraw(head, bodies)
+
     def _with_random_messages(
-        self, run: DeliveryRun, senders: list[bytes] | None, canned: list[bytes]
+        self, run: DeliveryRun, senders: list[bytes] | None, canned: Sequence[bytes]
     ) -> tuple[DeliveryRun, int]:
         """``run`` with a random message after each third delivery, in place (PROTOCOL §5).
 
