@@ -242,17 +242,6 @@ def test_make_service_passes_flags_to_the_service() -> None:
     assert chat.limits.max_recipients == 3
 
 
-def test_make_service_freezes_what_start_up_made(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The objects alive once the service is built are left out of later collections."""
-    calls: list[str] = []
-    monkeypatch.setattr("gc.collect", lambda: calls.append("collect") or 0)
-    monkeypatch.setattr("gc.freeze", lambda: calls.append("freeze"))
-    options = Options()
-    options.parseOptions(["9000"])
-    makeService(options, reactor=UDPMemoryReactor())
-    assert calls == ["collect", "freeze"]  # garbage first, so that none is kept for good
-
-
 def test_listen_endpoints_accumulate_and_suffice_without_ports() -> None:
     """--listen is repeatable, and endpoints alone are enough to run."""
     config = parse("--listen", "tcp6:9000", "--listen=unix:/tmp/chat.sock")
