@@ -188,14 +188,20 @@ def test_a_claim_whose_answer_was_lost_is_released_when_redis_answers_again(
     assert args[2] == [PREFIX + b"carol"]
 
 
+def counted_deliveries(client: FakeClient) -> list[int]:
+    """How many messages each delivery handed to ``client`` held, in order (a list that fills)."""
+    handed: list[int] = []
+    deliver = client.deliver
+    client.deliver = lambda delivery: handed.append(delivery.count) or deliver(delivery)  # type: ignore[method-assign]
+    return handed
+
+
 def test_consecutive_short_messages_of_one_sender_arrive_as_one_run(
     service: ChatService, router: RedisRouter, scripted_redis: ScriptedRedis
 ) -> None:
     """Short messages from one sender to the same users are delivered as a run, in order."""
     bob = log_in(service, scripted_redis, b"bob")
-    handed: list[int] = []
-    deliver = bob.deliver
-    bob.deliver = lambda delivery: handed.append(delivery.count) or deliver(delivery)  # type: ignore[method-assign]
+    handed = counted_deliveries(bob)
     relay(
         router,
         NODE_CHANNEL,
@@ -221,9 +227,7 @@ def test_runs_from_another_node_join_the_run_they_continue(
 ) -> None:
     """A relayed RUN and the short messages around it, of one sender, are one delivery."""
     bob = log_in(service, scripted_redis, b"bob")
-    handed: list[int] = []
-    deliver = bob.deliver
-    bob.deliver = lambda delivery: handed.append(delivery.count) or deliver(delivery)  # type: ignore[method-assign]
+    handed = counted_deliveries(bob)
     relay(
         router,
         NODE_CHANNEL,
