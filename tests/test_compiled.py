@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from chatproto.limits import Limits
-from chatproto.wire import buffer, compiled, relay
+from chatproto.wire import buffer, compiled
 from chatproto.wire.codec import Decoder
 from chatproto.wire.events import Rejected
 from chatproto.wire.stream import StreamDecoder
@@ -31,18 +31,6 @@ def test_the_twin_in_use_is_the_compiled_one_when_there_is_one() -> None:
     assert StreamDecoder.buffer_type is expected
     if compiled.CReceiveBuffer is not None:
         assert compiled.CReceiveBuffer.__module__ == "chatproto.wire._buffer"
-
-
-def test_relayed_runs_are_split_by_the_twin_in_use() -> None:
-    """split_short_bodies comes from the same twin as ReceiveBuffer, and relay.py uses it."""
-    assert compiled.py_split_short_bodies is buffer.split_short_bodies
-    if compiled.CReceiveBuffer is not None:
-        assert compiled.split_short_bodies is compiled.c_split_short_bodies
-        assert compiled.c_split_short_bodies.__module__ == "chatproto.wire._buffer"
-    else:
-        assert compiled.c_split_short_bodies is None
-        assert compiled.split_short_bodies is buffer.split_short_bodies
-    assert relay.split_short_bodies is compiled.split_short_bodies
 
 
 def test_status_says_yes_exactly_when_the_compiled_twin_runs() -> None:

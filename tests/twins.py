@@ -39,12 +39,6 @@ TWINS: Final[dict[str, type | None]] = {
 }
 TWIN_NAMES: Final = tuple(TWINS)
 
-#: Each twin's ``split_short_bodies`` (a relayed run's splitter), by the same names.
-SPLITTERS: Final[dict[str, Callable[[bytes], list[bytes] | None] | None]] = {
-    "python": compiled.py_split_short_bodies,
-    "compiled": compiled.c_split_short_bodies,
-}
-
 #: Set (not empty, not 0): a test that wants the compiled twin fails without it.
 REQUIRE_VARIABLE: Final = "CHATPROTO_REQUIRE_EXTENSIONS"
 

@@ -517,24 +517,3 @@ cdef class ReceiveBuffer:
         self._consume(self._start + size)
         return piece
 
-
-def split_short_bodies(bytes data not None):
-    """Split ``data`` into short bodies in canonical form, each as framed.
-
-    ``data`` is bodies one after the other, each ``<n>\\n`` (0..99 without
-    leading zero) and its ``n`` bytes, as a cluster node relays a run of them
-    (:data:`chatproto.wire.relay.RUN`). Returns them, or ``None`` if ``data``
-    is anything else (an incomplete body included).
-    """
-    cdef const unsigned char* block = <const unsigned char*>PyBytes_AS_STRING(data)
-    cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t offset = 0
-    cdef Py_ssize_t start, length
-    cdef list bodies = []
-    while offset < size:
-        start = _canonical_short_length(block, offset, size, &length)
-        if start < 0 or length > size - start:
-            return None
-        bodies.append(PyBytes_FromStringAndSize(<char*>block + offset, start + length - offset))
-        offset = start + length
-    return bodies

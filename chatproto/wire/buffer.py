@@ -274,26 +274,3 @@ class ReceiveBuffer:
         if self._scan < end:
             self._scan = end
         return piece
-
-
-def split_short_bodies(data: bytes) -> list[bytes] | None:
-    """Split ``data`` into short bodies in canonical form, each as framed.
-
-    ``data`` is bodies one after the other, each ``<n>\\n`` (0..99 without
-    leading zero) and its ``n`` bytes, as a cluster node relays a run of them
-    (:data:`chatproto.wire.relay.RUN`). Returns them, or ``None`` if ``data``
-    is anything else (an incomplete body included).
-    """
-    bodies: list[bytes] = []
-    match = CANONICAL_SHORT_LENGTH_RE.match
-    offset, end = 0, len(data)
-    while offset < end:
-        length = match(data, offset)
-        if length is None:
-            return None
-        stop = length.end() + int(length.group(1))
-        if stop > end:
-            return None
-        bodies.append(data[offset:stop])
-        offset = stop
-    return bodies

@@ -15,18 +15,13 @@ Attributes:
         not wanted.
     ReceiveBuffer: the twin in use, the one
         :class:`~chatproto.wire.stream.StreamDecoder` makes its buffers from.
-    py_split_short_bodies, c_split_short_bodies, split_short_bodies: the same
-        for the buffer module's function that splits a relayed run
-        (:mod:`chatproto.wire.relay`).
 """
 
 import os
-from collections.abc import Callable, Mapping
-from types import ModuleType
+from collections.abc import Mapping
 from typing import Final, cast
 
 from chatproto.wire.buffer import ReceiveBuffer as PyReceiveBuffer
-from chatproto.wire.buffer import split_short_bodies as py_split_short_bodies
 
 #: The environment variable that forces the pure-Python twin.
 NO_EXTENSIONS_VARIABLE: Final = "CHATPROTO_NO_EXTENSIONS"
@@ -37,35 +32,23 @@ def extensions_refused(environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get(NO_EXTENSIONS_VARIABLE, "") not in ("", "0")
 
 
-def _compiled_twin() -> tuple[ModuleType | None, str]:
-    """Import the compiled twin unless refused: ``(the module, "")`` or ``(None, why not)``."""
+def _compiled_twin() -> tuple[type[PyReceiveBuffer] | None, str]:
+    """Import the compiled twin unless refused: ``(the class, "")`` or ``(None, why not)``."""
     if extensions_refused():
         return None, f"{NO_EXTENSIONS_VARIABLE} is set"
     try:
         import chatproto.wire._buffer as _buffer
     except ImportError as error:
         return None, f"not built: {error}"
-    return _buffer, ""
+    # Not a subclass of the pure twin, but the same API: typed as it.
+    return cast(type[PyReceiveBuffer], _buffer.ReceiveBuffer), ""
 
 
-_compiled, _WHY_NOT = _compiled_twin()
-
-# Not a subclass of the pure twin, but the same API: typed as it.
-CReceiveBuffer = cast(type[PyReceiveBuffer], _compiled.ReceiveBuffer) if _compiled else None
+CReceiveBuffer, _WHY_NOT = _compiled_twin()
 
 #: The twin the decoders use.
 ReceiveBuffer: Final[type[PyReceiveBuffer]] = (
     CReceiveBuffer if CReceiveBuffer is not None else PyReceiveBuffer
-)
-
-#: The compiled twin of ``split_short_bodies``, or ``None`` as for :data:`CReceiveBuffer`.
-c_split_short_bodies: Callable[[bytes], list[bytes] | None] | None = (
-    _compiled.split_short_bodies if _compiled is not None else None
-)
-
-#: The twin relayed runs are split with.
-split_short_bodies: Final[Callable[[bytes], list[bytes] | None]] = (
-    c_split_short_bodies if c_split_short_bodies is not None else py_split_short_bodies
 )
 
 

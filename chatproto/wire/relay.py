@@ -29,7 +29,8 @@ Nothing here does I/O; :mod:`chatproto.cluster.router` publishes and subscribes.
 
 from typing import NamedTuple
 
-from chatproto.wire.compiled import split_short_bodies
+from chatproto.wire import compiled
+from chatproto.wire.grammar import MAX_SHORT_BODY
 
 SHORT = b"S"
 RUN = b"R"
@@ -95,13 +96,22 @@ def encode_run_bodies(bodies: list[bytes]) -> bytes:
 def decode_run_bodies(payload: bytes, count: int) -> list[bytes]:
     """Split a :data:`RUN`'s payload into its ``count`` bodies, each as framed.
 
+    The bodies are read as a client's run is, by the receive buffer's
+    ``take_body`` (the compiled twin where it runs).
+
     Raises:
         RelayFormatError: if the payload is not ``count`` short bodies in
             canonical form (a length of 0..99 without leading zeros).
     """
-    bodies = split_short_bodies(payload)
-    if bodies is None:
-        raise RelayFormatError("a run's payload is not short bodies in canonical form")
+    buffer = compiled.ReceiveBuffer()
+    buffer.feed(payload)
+    take_body = buffer.take_body
+    bodies: list[bytes] = []
+    while len(buffer):
+        taken = take_body(MAX_SHORT_BODY)
+        if taken is None or taken[2]:  # not whole, not canonical, or chunked
+            raise RelayFormatError("a run's payload is not short bodies in canonical form")
+        bodies.append(taken[0])
     if len(bodies) != count or not count:
         raise RelayFormatError(f"a run of {len(bodies)} bodies says it holds {count}")
     return bodies

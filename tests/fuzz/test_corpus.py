@@ -230,24 +230,10 @@ def test_the_twins_check_catches_a_twin_that_differs(monkeypatch) -> None:
     twins check."""
     repeated = (CORPUS_DIR / "twins" / "seed-line-repeated-runs-2").read_bytes()
     monkeypatch.setitem(twins.TWINS, "compiled", compiled.PyReceiveBuffer)
-    monkeypatch.setitem(twins.SPLITTERS, "compiled", compiled.py_split_short_bodies)
     targets.check_twins(repeated)
     monkeypatch.setitem(twins.TWINS, "compiled", _ShortBodiesAsBytearray)
     with pytest.raises(AssertionError, match="twins part"):
         targets.check_twins(repeated)
-
-
-def test_the_twins_check_catches_a_splitter_that_differs(monkeypatch) -> None:
-    """A compiled split_short_bodies that differs from the pure one fails the twins check."""
-    bodies = (CORPUS_DIR / "twins" / "seed-line-repeated-runs-2").read_bytes()[:2] + b"2\nhi0\n"
-    monkeypatch.setitem(twins.TWINS, "compiled", compiled.PyReceiveBuffer)
-    monkeypatch.setitem(twins.SPLITTERS, "compiled", compiled.py_split_short_bodies)
-    targets.check_twins(bodies)
-    monkeypatch.setitem(
-        twins.SPLITTERS, "compiled", lambda data: (compiled.py_split_short_bodies(data) or [])[:-1]
-    )
-    with pytest.raises(AssertionError, match="split_short_bodies"):
-        targets.check_twins(bodies)
 
 
 def test_the_relay_check_catches_an_error_that_is_not_relay_format_error(monkeypatch) -> None:
