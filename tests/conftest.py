@@ -62,6 +62,19 @@ def _processes_need_the_e2e_marker(
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
+@pytest.fixture(autouse=True)
+def _start_up_objects_stay_collectable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep ``makeService`` from freezing the test runner's heap.
+
+    A server freezes what its start-up made (``chatproto.tap.freeze_startup_objects``),
+    once. In-process tests build services by the dozen, and each freeze would
+    keep everything alive at that moment, the other tests' garbage included,
+    out of collection for the rest of the run. ``tests/test_tap.py`` tests
+    the freeze itself; the e2e tests' servers freeze for real.
+    """
+    monkeypatch.setattr("chatproto.tap.freeze_startup_objects", lambda: None)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
     """Let a hypothesis test run once per parameter under pytest-twisted.

@@ -7,12 +7,16 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, _FakePort
 from twisted.python import usage
 
+from chatproto import tap
 from chatproto.limits import LIMITS, MIB, Limit, Limits, Rate
 from chatproto.server.service import ChatService
 from chatproto.server.tcp import ChatFactory
 from chatproto.server.udp import ChatDatagramProtocol
 from chatproto.tap import Options, makeService
 from tests.tls_support import make_certificate
+
+#: The real one: conftest stubs ``tap.freeze_startup_objects`` for in-process tests.
+FREEZE_STARTUP_OBJECTS = tap.freeze_startup_objects
 
 DEFAULTS = {
     "ports": [9000],
@@ -240,6 +244,25 @@ def test_make_service_passes_flags_to_the_service() -> None:
     assert chat.is_verbose
     assert not chat.random_messages
     assert chat.limits.max_recipients == 3
+
+
+def test_make_service_freezes_what_start_up_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the service is built, its start-up objects are left out of later collections."""
+    frozen: list[bool] = []
+    monkeypatch.setattr(tap, "freeze_startup_objects", lambda: frozen.append(True))
+    options = Options()
+    options.parseOptions(["9000"])
+    makeService(options, reactor=UDPMemoryReactor())
+    assert frozen == [True]
+
+
+def test_the_freeze_collects_garbage_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What is garbage already is collected, not frozen for good."""
+    calls: list[str] = []
+    monkeypatch.setattr("gc.collect", lambda: calls.append("collect") or 0)
+    monkeypatch.setattr("gc.freeze", lambda: calls.append("freeze"))
+    FREEZE_STARTUP_OBJECTS()
+    assert calls == ["collect", "freeze"]
 
 
 def test_listen_endpoints_accumulate_and_suffice_without_ports() -> None:
