@@ -39,10 +39,12 @@ def freeze_startup_objects() -> None:
     tens of thousands that importing Twisted and chatproto made (46,000, a
     third of them TLS's) live as long as the process. Visited again while
     thousands of clients connect, they made each full collection a stall
-    of 35-50 ms, and every client logging in waited through it.
-    ``gc.freeze`` moves them to a permanent generation, as the ``gc``
-    documentation suggests after start-up; garbage made later is collected
-    as before. What is garbage already is collected first, not frozen.
+    of 34-52 ms, and every client logging in waited through it.
+    ``gc.freeze`` moves them to a permanent generation that collections
+    skip (the ``gc`` documentation's tool for a parent's long-lived objects
+    before ``fork``, which twistd's daemon mode does next); garbage made
+    later is collected as before. What is garbage already is collected
+    first, not frozen.
     """
     gc.collect()
     gc.freeze()
