@@ -18,7 +18,6 @@ Usage::
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -28,15 +27,12 @@ import sys
 import tempfile
 import time
 
-from figures import free_port, start_server, stop_server
+from figures import free_port, load_chatbench, start_server, stop_server
 
 
 def run_as_generator(chatbench_path: str, receiver_port: int, argv: list[str]) -> int:
     """Run chatbench with its relay receivers opened on ``receiver_port``."""
-    spec = importlib.util.spec_from_file_location("chatbench", chatbench_path)
-    assert spec is not None and spec.loader is not None
-    chatbench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(chatbench)
+    chatbench = load_chatbench(chatbench_path)
     open_many = chatbench.Bench.open_many
 
     async def open_many_split(self, specs, batch=256):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ The server runs from the same interpreter as this script (``-m chatproto``).
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable
 
 MIB = 1024 * 1024
@@ -112,7 +114,11 @@ def free_port() -> int:
 def start_server(port: int, options: list[str]) -> subprocess.Popen:
     """Start chat_server and wait (at most 10 s) until it accepts connections."""
     command = [sys.executable, "-m", "chatproto", str(port), "--interface", "127.0.0.1"]
-    server = subprocess.Popen([*command, "--no-random", *options])
+    return accepting(subprocess.Popen([*command, "--no-random", *options]), port)
+
+
+def accepting(server: subprocess.Popen, port: int) -> subprocess.Popen:
+    """Return ``server`` once it accepts connections on ``port``; kill it after 10 s."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -121,7 +127,16 @@ def start_server(port: int, options: list[str]) -> subprocess.Popen:
         except OSError:
             time.sleep(0.05)
     server.kill()
-    raise RuntimeError("server did not start")
+    raise RuntimeError(f"{server.args[0]} did not start")
+
+
+def load_chatbench(path: str) -> types.ModuleType:
+    """Import chatbench from ``path`` (it lives outside this tree, as a script)."""
+    spec = importlib.util.spec_from_file_location("chatbench", path)
+    assert spec is not None and spec.loader is not None
+    chatbench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(chatbench)
+    return chatbench
 
 
 def stop_server(server: subprocess.Popen) -> None:

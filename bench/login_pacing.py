@@ -24,25 +24,20 @@ Usage::
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
-from figures import free_port, start_server, stop_server
+from figures import accepting, free_port, load_chatbench, start_server, stop_server
 
 
 def run_as_generator(chatbench_path: str, argv: list[str]) -> int:
     """Run chatbench, writing the ramp's rusage to stderr as one JSON line."""
-    spec = importlib.util.spec_from_file_location("chatbench", chatbench_path)
-    assert spec is not None and spec.loader is not None
-    chatbench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(chatbench)
+    chatbench = load_chatbench(chatbench_path)
     open_many = chatbench.Bench.open_many
 
     async def timed_open_many(self, specs, batch=256):  # type: ignore[no-untyped-def]
@@ -79,16 +74,7 @@ def start_reference(args: argparse.Namespace, port: int) -> subprocess.Popen:
     """Start the lean reference beside chatbench and wait until it accepts connections."""
     reference = os.path.join(os.path.dirname(os.path.abspath(args.chatbench)), "refserver_lean.py")
     command = [args.bench_python, reference, "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return server
-        except OSError:
-            time.sleep(0.05)
-    server.kill()
-    raise RuntimeError("the lean reference did not start")
+    return accepting(subprocess.Popen(command, stdout=subprocess.DEVNULL), port)
 
 
 def one_run(args: argparse.Namespace, side: str) -> dict:
