@@ -332,7 +332,7 @@ class ChatService(service.Service):
         targets, elsewhere = self._locate(recipients)
         if router.forwards and (recipients is None or elsewhere):
             # Other nodes get the messages too (a BROADCAST, or users not here):
-            # short ones as a run, with chunked ones among them one by one.
+            # as one relayed run, or one by one if a chunked one is among them.
             if not chunked:
                 router.forward_run(sender.name, elsewhere, bodies)
             else:

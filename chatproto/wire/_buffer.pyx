@@ -516,4 +516,3 @@ cdef class ReceiveBuffer:
         piece = PyBytes_FromStringAndSize(<char*>self._data + self._start, size)
         self._consume(self._start + size)
         return piece
-
